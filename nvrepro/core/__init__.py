@@ -1,0 +1,1 @@
+"""Shared building blocks. Imports nothing from a paper package."""

@@ -1,0 +1,1 @@
+"""Model layers: Mamba-2 (SSD), attention, FFN, norms, RoPE."""

@@ -1,0 +1,137 @@
+"""One way to draw and save a figure: fixed house style plus a metrics sidecar.
+
+Every figure under ``figures/<track>/`` is ``<name>.png`` next to ``<name>.json``; the JSON holds
+the numbers plotted, the claim the figure tests, whether it held, the config and seed, and the
+package versions, so the README's status table and later checks read data, not prose.
+
+    fig, axes = new_figure(1, 2)
+    ...
+    save_figure(fig, "ssd_scaling", out_dir, metrics=result, claim="...", held=True,
+                config={"lengths": [...]}, seed=0)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import math
+import os
+import platform
+from pathlib import Path
+from typing import Any, Iterator
+
+import matplotlib
+
+if not os.environ.get("MPLBACKEND") and not os.environ.get("DISPLAY"):
+    # Headless (CI, scripts, tests): never try to open a window. Inside Jupyter/papermill the
+    # kernel sets MPLBACKEND to the inline backend, which is left alone.
+    matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+DPI = 150
+PANEL_SIZE = (4.5, 3.4)  # inches per panel (width, height)
+
+STYLE: dict[str, Any] = {
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "lines.linewidth": 1.8,
+    "lines.markersize": 5,
+}
+
+
+@contextlib.contextmanager
+def figure_style() -> Iterator[None]:
+    """Context in which matplotlib uses the house style (restored on exit)."""
+    with plt.rc_context(STYLE):
+        yield
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, **kwargs: Any):
+    """A ``(fig, axes)`` pair in the house style, sized ``PANEL_SIZE`` per panel.
+
+    ``axes`` is a single Axes for 1x1 and a numpy array otherwise (as ``plt.subplots``).
+    """
+    with figure_style():
+        size = (PANEL_SIZE[0] * ncols, PANEL_SIZE[1] * nrows)
+        fig, axes = plt.subplots(nrows, ncols, figsize=size, constrained_layout=True, **kwargs)
+    return fig, axes
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON data from numpy/torch scalars and arrays, paths, tuples; inf/nan become strings.
+
+    Strict JSON has no inf/nan, so they are written as ``"inf"``, ``"-inf"``, ``"nan"``.
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "detach") and hasattr(obj, "cpu"):  # torch.Tensor, without importing torch
+        obj = obj.detach().cpu().numpy()
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return "nan"
+        if math.isinf(obj):
+            return "inf" if obj > 0 else "-inf"
+        return obj
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, Path):
+        return str(obj)
+    return repr(obj)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that shape a figure's numbers."""
+    import nvrepro
+
+    out = {"python": platform.python_version(), "nvrepro": nvrepro.__version__,
+           "numpy": np.__version__, "matplotlib": matplotlib.__version__}
+    try:
+        import torch
+
+        out["torch"] = torch.__version__
+    except ImportError:  # pragma: no cover - torch is a hard dependency today
+        out["torch"] = "not installed"
+    return out
+
+
+def save_figure(fig, name: str, out_dir, *, metrics: dict, claim: str, held: bool | None,
+                config: dict, seed: int) -> Path:
+    """Write ``<out_dir>/<name>.png`` (house DPI, tight bbox) and ``<out_dir>/<name>.json``.
+
+    ``held`` is whether ``claim`` held in this run (``None``: not decided by this figure).
+    Returns the PNG path. ``out_dir`` is created if missing.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / f"{name}.png"
+    fig.savefig(png, dpi=DPI, bbox_inches="tight", facecolor="white")
+    sidecar = {
+        "name": name,
+        "claim": claim,
+        "held": None if held is None else bool(held),
+        "metrics": metrics,
+        "config": config,
+        "seed": int(seed),
+        "versions": versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    text = json.dumps(to_jsonable(sidecar), indent=2, allow_nan=False)
+    (out / f"{name}.json").write_text(text + "\n")
+    return png
