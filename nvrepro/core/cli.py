@@ -16,14 +16,20 @@ import sys
 SUBCOMMANDS = {
     "reproduce": "nvrepro.core.repro",
     "info": "nvrepro.core.info",
+    "bench": "nvrepro.core.bench",
+    "export-hf": "nvrepro.core.hf:export_main",
+    "import-hf": "nvrepro.core.hf:import_main",
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
-USAGE = """usage: nvrepro {fit,validate,test,predict,reproduce,info} ...
+USAGE = """usage: nvrepro {fit,validate,test,predict,reproduce,info,bench,export-hf,import-hf} ...
 
   fit|validate|test|predict  LightningCLI: --config YAML [--config OVERLAY] [--print_config]
   reproduce                  execute the notebooks with papermill, regenerate figures/
   info                       parameter counts and cache memory of a config (meta device)
+  bench                      speed ratios measured side by side (SSD, Mamba-2 mixer, decode)
+  export-hf                  write a hybrid model as a transformers NemotronH directory
+  import-hf                  read a transformers NemotronH directory back into nvrepro
 """
 
 
@@ -76,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     if command in SUBCOMMANDS:
         import importlib
 
-        return int(importlib.import_module(SUBCOMMANDS[command]).main(argv[1:]) or 0)
+        module, _, function = SUBCOMMANDS[command].partition(":")
+        entry = getattr(importlib.import_module(module), function or "main")
+        return int(entry(argv[1:]) or 0)
     if command in LIGHTNING_COMMANDS:
         problem = _check_model_configs(argv[1:])
         if problem:
