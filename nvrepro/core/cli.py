@@ -3,6 +3,9 @@
     nvrepro fit|validate|test|predict --config configs/hybrid/toy_hybrid.yaml [--config configs/scale/ddp.yaml]
     nvrepro reproduce [--profile smoke|paper] [--only TRACK]
     nvrepro info --config FILE [--context N] [--batch B]
+    nvrepro bench [--only ssd|mixer|decode]
+    nvrepro export-hf --config FILE --out DIR  /  nvrepro import-hf --hf DIR --out FILE
+    nvrepro status [--write-readme]
 
 Training configs name their LightningModule and DataModule by ``class_path``, so every paper's
 modules run through the same entry point; scale overlays under ``configs/scale/`` change only
@@ -19,10 +22,11 @@ SUBCOMMANDS = {
     "bench": "nvrepro.core.bench",
     "export-hf": "nvrepro.core.hf:export_main",
     "import-hf": "nvrepro.core.hf:import_main",
+    "status": "nvrepro.core.status",
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
-USAGE = """usage: nvrepro {fit,validate,test,predict,reproduce,info,bench,export-hf,import-hf} ...
+USAGE = """usage: nvrepro {fit,validate,test,predict,reproduce,info,bench,export-hf,import-hf,status} ...
 
   fit|validate|test|predict  LightningCLI: --config YAML [--config OVERLAY] [--print_config]
   reproduce                  execute the notebooks with papermill, regenerate figures/
@@ -30,6 +34,7 @@ USAGE = """usage: nvrepro {fit,validate,test,predict,reproduce,info,bench,export
   bench                      speed ratios measured side by side (SSD, Mamba-2 mixer, decode)
   export-hf                  write a hybrid model as a transformers NemotronH directory
   import-hf                  read a transformers NemotronH directory back into nvrepro
+  status                     the figure gallery and which claims held (from figures/*.json)
 """
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 PATTERN_CHARS = {"M": "mamba", "*": "attention", "-": "ffn"}
+ROPE_SCALINGS = ("none", "linear", "ntk", "yarn", "llama3")  # see nvrepro.core.layers.rope_scaling
 
 
 class ConfigError(ValueError):
@@ -78,13 +79,26 @@ class MambaConfig:
 
 @dataclass
 class AttentionConfig:
-    """Causal grouped-query attention. NoPE by default (Nemotron-H); ``rope=True`` for Llama."""
+    """Causal grouped-query attention. NoPE by default (Nemotron-H); ``rope=True`` for Llama.
+
+    RoPE scaling (context extension, :mod:`nvrepro.core.layers.rope_scaling`): ``rope_scaling``
+    one of ``none`` (default), ``linear`` (PI), ``ntk``, ``yarn``, ``llama3``; ``rope_factor`` is
+    the scale s; ``rope_original_max_len`` the pre-extension context L (``yarn``, ``llama3``);
+    ``rope_alpha``/``rope_beta`` the YaRN ramp bounds in rotations (HF ``beta_slow``/``beta_fast``);
+    ``rope_attention_factor`` overrides YaRN's ``0.1 ln s + 1``.
+    """
 
     n_heads: int = 4
     n_kv_heads: int = 4
     head_dim: int = 32
     rope: bool = False
     rope_theta: float = 10000.0
+    rope_scaling: str = "none"
+    rope_factor: float = 1.0
+    rope_original_max_len: int | None = None
+    rope_alpha: float = 1.0
+    rope_beta: float = 32.0
+    rope_attention_factor: float | None = None
 
     def validate(self, prefix: str = "attention") -> None:
         for name in ("n_heads", "n_kv_heads", "head_dim"):
@@ -94,6 +108,24 @@ class AttentionConfig:
         _require(not self.rope or self.head_dim % 2 == 0, f"{prefix}.head_dim",
                  f"must be even with rope=True, got {self.head_dim}")
         _require(self.rope_theta > 0, f"{prefix}.rope_theta", f"must be > 0, got {self.rope_theta}")
+        self._validate_rope_scaling(prefix)
+
+    def _validate_rope_scaling(self, prefix: str) -> None:
+        _require(self.rope_scaling in ROPE_SCALINGS, f"{prefix}.rope_scaling",
+                 f"must be one of {', '.join(ROPE_SCALINGS)}, got {self.rope_scaling!r}")
+        if self.rope_scaling == "none":
+            _require(self.rope_factor == 1.0, f"{prefix}.rope_factor",
+                     f"must be 1.0 with rope_scaling='none', got {self.rope_factor}")
+            return
+        _require(self.rope, f"{prefix}.rope_scaling", f"{self.rope_scaling!r} needs rope=True")
+        _require(self.rope_factor >= 1.0, f"{prefix}.rope_factor",
+                 f"the scale s must be >= 1, got {self.rope_factor}")
+        if self.rope_scaling in ("yarn", "llama3"):
+            _positive_int(self.rope_original_max_len, f"{prefix}.rope_original_max_len")
+            _require(0 < self.rope_alpha < self.rope_beta, f"{prefix}.rope_alpha",
+                     f"need 0 < rope_alpha < rope_beta, got {self.rope_alpha} and {self.rope_beta}")
+        _require(self.rope_attention_factor is None or self.rope_attention_factor > 0,
+                 f"{prefix}.rope_attention_factor", f"must be > 0 or null, got {self.rope_attention_factor}")
 
 
 @dataclass

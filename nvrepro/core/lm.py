@@ -46,16 +46,24 @@ class Block(nn.Module):
         else:
             self.mixer = FFN(cfg.d_model, cfg.ffn)
 
-    def forward(self, x: torch.Tensor, cache=None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache=None, doc_ids: torch.Tensor | None = None) -> torch.Tensor:
         h = self.norm(x)
-        h = self.mixer(h) if self.kind == "-" else self.mixer(h, cache)
+        if self.kind == "-":
+            h = self.mixer(h)
+        elif self.kind == "*" and doc_ids is not None:
+            h = self.mixer(h, cache, doc_ids=doc_ids)
+        else:  # Mamba-2 carries its state across document boundaries: doc_ids cannot apply
+            h = self.mixer(h, cache)
         return x + h
 
 
 class HybridLM(nn.Module):
     """Embedding -> blocks from the pattern -> final RMSNorm -> LM head.
 
-    ``forward(input_ids (b, l), cache=None) -> logits (b, l, vocab_size)``.
+    ``forward(input_ids (b, l), cache=None, doc_ids=None) -> logits (b, l, vocab_size)``.
+    ``doc_ids (b, l)`` (optional, no cache) restricts the attention layers to a block-diagonal
+    causal mask (a token sees only its own document); Mamba-2 layers cannot be masked this way
+    and still carry their state across document boundaries.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -97,7 +105,8 @@ class HybridLM(nn.Module):
                 layers.append(None)
         return LMCache(layers=layers, length=0, capacity=capacity)
 
-    def forward(self, input_ids: torch.Tensor, cache: LMCache | None = None) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, cache: LMCache | None = None,
+                doc_ids: torch.Tensor | None = None) -> torch.Tensor:
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids: expected shape (batch, length), got {tuple(input_ids.shape)}")
         offset = cache.length if cache is not None else 0
@@ -107,7 +116,7 @@ class HybridLM(nn.Module):
                              f"max_seq_len={self.cfg.max_seq_len}; raise model.max_seq_len or shorten the input")
         x = self.embed(input_ids)
         for i, block in enumerate(self.layers):
-            x = block(x, cache.layers[i] if cache is not None else None)
+            x = block(x, cache.layers[i] if cache is not None else None, doc_ids)
         if cache is not None:
             cache.length = total
         return self.lm_head(self.norm_f(x))

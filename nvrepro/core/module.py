@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from nvrepro.core.config import ConfigError, ModelConfig, _from_dict
 from nvrepro.core.lm import HybridLM
+from nvrepro.core.precision import FP8Config, apply_fp8, as_fp8_config, attach_to_trainer
 
 
 @dataclass
@@ -62,29 +63,42 @@ class CausalLMModule(L.LightningModule):
     ``val/ppl``, ``val/acc`` (next-token accuracy on supervised positions).
     """
 
-    def __init__(self, model: ModelConfig | None = None, optim: OptimConfig | None = None):
+    def __init__(self, model: ModelConfig | None = None, optim: OptimConfig | None = None,
+                 fp8: FP8Config | None = None):
         super().__init__()
         # Hyperparameters are stored as plain dicts so checkpoints load with weights_only=True.
         model_cfg = _as_config(ModelConfig, model, "model")
         optim_cfg = _as_config(OptimConfig, optim, "optim")
-        self.save_hyperparameters({"model": model_cfg.to_dict(), "optim": asdict(optim_cfg)})
+        fp8_cfg = as_fp8_config(fp8)
+        self.save_hyperparameters({"model": model_cfg.to_dict(), "optim": asdict(optim_cfg),
+                                   "fp8": fp8_cfg and fp8_cfg.to_dict()})
         self.model_config = model_cfg
         self.optim_config = optim_cfg
+        self.fp8_config = fp8_cfg
         self.model = HybridLM(model_cfg)
+        # FP8 linears (nvrepro.core.precision): emulated/torchao now, Transformer Engine in setup().
+        self.fp8_linears = [] if fp8_cfg is None or fp8_cfg.backend == "transformer_engine" \
+            else apply_fp8(self.model, fp8_cfg)
         self._t_last: float | None = None
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids)
 
     def setup(self, stage: str) -> None:
+        if self._trainer is not None:  # runs before the precision plugin converts the model
+            self.fp8_linears = attach_to_trainer(self.model, self.fp8_config,
+                                                 self.trainer.precision_plugin) or self.fp8_linears
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         vocab = getattr(dm, "vocab_size", None)
         if vocab is not None and vocab > self.model_config.vocab_size:
             raise ConfigError(f"model.vocab_size: the data's tokenizer has {vocab} tokens but the model "
                               f"only {self.model_config.vocab_size}; set model.vocab_size >= {vocab}")
 
-    def _step(self, batch: dict, stage: str) -> torch.Tensor:
-        logits = self.model(batch["input_ids"])
+    def _step(self, batch: dict, stage: str, logits: torch.Tensor | None = None) -> torch.Tensor:
+        # ``logits`` lets a subclass that already ran the model (e.g. distillation) reuse them.
+        if logits is None:
+            # Optional per-token document ids (long-context packing): block-diagonal attention.
+            logits = self.model(batch["input_ids"], doc_ids=batch.get("doc_ids"))
         labels = batch["labels"]
         loss = causal_lm_loss(logits, labels)
         on_step = stage == "train"

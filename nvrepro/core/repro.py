@@ -219,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(format_table(results))
     failed = [r for r in results if not r.ok]
+    if args.profile == "paper" and args.figures_dir is None:
+        # The README's gallery is generated from the figures just written (nvrepro.core.status).
+        from nvrepro.core import status
+
+        status.main(["--write-readme"])
     return 1 if failed else 0
 
 

@@ -13,6 +13,7 @@ from typing import Callable
 
 import torch
 
+from nvrepro.core.bench import ssd_inputs
 from nvrepro.core.layers.ssd import ssd_chunked, ssd_naive
 
 # Per-profile grids. "naive" is the token-by-token recurrence (a Python loop: slow but linear
@@ -26,19 +27,7 @@ PROFILES: dict[str, dict] = {
 FORMS = ("naive", "quadratic", "chunked")
 
 
-def _inputs(length: int, *, batch: int, heads: int, head_dim: int, groups: int, state: int,
-            dtype: torch.dtype, seed: int, requires_grad: bool = False) -> tuple[torch.Tensor, ...]:
-    """Random SSD inputs: x (b, l, h, p), dt (b, l, h) > 0, A (h,) < 0, B, C (b, l, g, n)."""
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, length, heads, head_dim, generator=gen, dtype=dtype)
-    dt = 0.01 + 0.1 * torch.rand(batch, length, heads, generator=gen, dtype=dtype)
-    A = -(0.5 + torch.rand(heads, generator=gen, dtype=dtype))
-    B = torch.randn(batch, length, groups, state, generator=gen, dtype=dtype) / state**0.5
-    C = torch.randn(batch, length, groups, state, generator=gen, dtype=dtype) / state**0.5
-    if requires_grad:
-        for t in (x, dt, B, C):
-            t.requires_grad_(True)
-    return x, dt, A, B, C
+_inputs = ssd_inputs  # random x (b, l, h, p), dt (b, l, h) > 0, A (h,) < 0, B, C (b, l, g, n)
 
 
 def _run(form: str, chunk_size: int) -> Callable:

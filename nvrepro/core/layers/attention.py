@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from nvrepro.core.config import AttentionConfig
-from nvrepro.core.layers.rope import apply_rope, rope_inv_freq
+from nvrepro.core.layers.rope import apply_rope
+from nvrepro.core.layers.rope_scaling import scaled_rope_from_config
 
 try:  # optional GPU extra
     from flash_attn import flash_attn_func as _flash_attn_func
@@ -73,17 +74,24 @@ class CausalSelfAttention(nn.Module):
         self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, d_model, bias=False)
         # Not a buffer: model.to(bfloat16) would round the frequencies. Built lazily per device.
         self._inv_freq: torch.Tensor | None = None
+        self.rope_attention_factor = 1.0  # set with the frequencies by inv_freq()
 
     def inv_freq(self, device) -> torch.Tensor:
-        """RoPE inverse frequencies ``(head_dim/2,)`` in float64 on ``device``."""
+        """RoPE inverse frequencies ``(head_dim/2,)`` in float64 on ``device``, after the
+        configured scaling (``cfg.rope_scaling``; none by default)."""
         if self._inv_freq is None or self._inv_freq.device != torch.device(device):
-            self._inv_freq = rope_inv_freq(self.head_dim, self.cfg.rope_theta, device=device)
+            self._inv_freq, self.rope_attention_factor = scaled_rope_from_config(self.cfg, device=device)
         return self._inv_freq
 
     def allocate_cache(self, batch: int, capacity: int, device=None, dtype=torch.float32) -> KVCache:
         return KVCache.allocate(batch, self.n_kv_heads, self.head_dim, capacity, device, dtype)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None,
+                doc_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """``doc_ids`` ``(b, l)`` integer (optional, no cache): a token attends only to earlier
+        tokens of its own document (block-diagonal causal mask), as if each document ran alone
+        from its own first token -- except for RoPE positions, which keep counting across the block
+        (relative positions inside a document are unchanged, so the scores are the same)."""
         b, l, _ = x.shape
         offset = cache.length if cache is not None else 0
         q = self.q_proj(x).view(b, l, self.n_heads, self.head_dim).transpose(1, 2)
@@ -93,6 +101,20 @@ class CausalSelfAttention(nn.Module):
             positions = torch.arange(offset, offset + l, device=x.device)
             inv_freq = self.inv_freq(x.device)
             q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
+            if self.rope_attention_factor != 1.0:
+                # YaRN temperature: HF multiplies cos and sin, i.e. both q and k (logits x factor^2).
+                q, k = q * self.rope_attention_factor, k * self.rope_attention_factor
+
+        if doc_ids is not None:
+            if cache is not None:
+                raise ValueError("doc_ids: a cross-document mask is for training/scoring without a cache")
+            if doc_ids.shape != (b, l):
+                raise ValueError(f"doc_ids: expected shape {(b, l)}, got {tuple(doc_ids.shape)}")
+            causal = torch.ones(l, l, dtype=torch.bool, device=x.device).tril()
+            mask = (doc_ids[:, :, None] == doc_ids[:, None, :]) & causal  # (b, l, l)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None],
+                                                 enable_gqa=self.n_heads != self.n_kv_heads)
+            return self.o_proj(out.transpose(1, 2).reshape(b, l, -1))
 
         if cache is None and self._use_flash(q):
             out = _flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal=True)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nvrepro.core.config import MambaConfig
+from nvrepro.core.layers.dtypes import cast
 from nvrepro.core.layers.norms import GatedGroupRMSNorm
 from nvrepro.core.layers.ssd import ssd_chunked, ssd_step
 
@@ -178,13 +179,13 @@ class Mamba2Mixer(nn.Module):
     def _dt(self, dt: Tensor) -> Tensor:
         """Raw ``dt (..., h)`` -> ``clamp(softplus(dt + dt_bias), dt_limit)`` in >= float32."""
         cdt = torch.promote_types(dt.dtype, torch.float32)
-        dt = F.softplus(dt.to(cdt) + self.dt_bias.to(cdt))
+        dt = F.softplus(cast(dt, cdt) + cast(self.dt_bias, cdt))
         lo, hi = self.cfg.dt_limit
         return dt.clamp(min=lo, max=hi) if (lo, hi) != (0.0, math.inf) else dt
 
     def _A(self, dtype: torch.dtype) -> Tensor:
         # In float32 at least (not .float(): a float64 model must stay float64).
-        return -torch.exp(self.A_log.to(torch.promote_types(dtype, torch.float32)))
+        return -torch.exp(cast(self.A_log, torch.promote_types(dtype, torch.float32)))
 
     def _conv(self, xBC: Tensor, state: Mamba2State | None, kernels: bool) -> Tensor:
         """Causal depthwise conv + SiLU over ``xBC (b, l, conv_dim)``, continuing from the stored
@@ -258,9 +259,9 @@ class Mamba2Mixer(nn.Module):
             xBC = causal_conv1d_update(xBC, state.conv_state, w, bias, "silu")  # in place
         else:
             # Roll the window by one: drop the oldest input, append the new one.
-            window = torch.cat([state.conv_state[..., 1:], xBC[..., None].to(state.conv_state.dtype)], -1)
+            window = torch.cat([state.conv_state[..., 1:], cast(xBC, state.conv_state.dtype)[..., None]], -1)
             state.conv_state = window
-            xBC = (window.to(w.dtype) * w).sum(-1)
+            xBC = (cast(window, w.dtype) * w).sum(-1)
             xBC = F.silu(xBC + bias if bias is not None else xBC)
         x, B, C = self._split_xBC(xBC)
         dt = self._dt(dt)

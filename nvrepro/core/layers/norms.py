@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nvrepro.core.layers.dtypes import cast
+
 
 class RMSNorm(nn.Module):
     """RMSNorm over the last dimension. Input/output: ``(..., dim)``."""
@@ -23,9 +25,9 @@ class RMSNorm(nn.Module):
         dtype = x.dtype
         # Upcast low precision to float32, but never downcast float64 (exactness tests).
         cdtype = torch.promote_types(dtype, torch.float32)
-        x = x.to(cdtype)
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (x * self.weight.to(cdtype)).to(dtype)
+        # F.rms_norm is the same formula in one call (cheaper per decoded token than four ops).
+        x = F.rms_norm(cast(x, cdtype), x.shape[-1:], cast(self.weight, cdtype), self.eps)
+        return cast(x, dtype)
 
 
 class GatedGroupRMSNorm(nn.Module):
@@ -50,8 +52,8 @@ class GatedGroupRMSNorm(nn.Module):
         dtype = y.dtype
         # Upcast low precision to float32, but never downcast float64 (exactness tests).
         cdtype = torch.promote_types(dtype, torch.float32)
-        y = y.to(cdtype) * F.silu(z.to(cdtype))
+        y = cast(y, cdtype) * F.silu(cast(z, cdtype))
         shape = y.shape
         y = y.reshape(*shape[:-1], self.n_groups, shape[-1] // self.n_groups)
-        y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (y.reshape(shape) * self.weight.to(cdtype)).to(dtype)
+        y = F.rms_norm(y, y.shape[-1:], eps=self.eps)
+        return cast(y.reshape(shape) * cast(self.weight, cdtype), dtype)

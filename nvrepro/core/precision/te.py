@@ -1,0 +1,124 @@
+"""Transformer Engine on GPU, through Lightning's ``TransformerEnginePrecision`` plugin.
+
+``configs/scale/fp8.yaml`` sets ``trainer.precision: transformer-engine``. Left alone, that
+plugin replaces *every* ``nn.Linear`` of the model by ``te.Linear`` (the first and last layers
+and the LM head included) and runs the forward under ``te.fp8_autocast`` with a
+``DelayedScaling`` recipe. Nemotron-H's recipe (arXiv 2504.03624, Sec. 2.4) needs two changes,
+both made from the model side by :func:`attach_to_trainer` (called by ``CausalLMModule.setup``,
+which Lightning runs before the plugin converts the model):
+
+* exclusion of the first / last N layers: we replace only the eligible linears by ``te.Linear``
+  ourselves (:func:`convert_to_te`) and turn the plugin's blanket conversion off
+  (``replace_layers = False``; it also skips it when the model already holds TE modules).
+  ``fp8_autocast`` only affects TE modules, so the excluded layers stay ``torch.nn.Linear``
+  and run in BF16 (the plugin's fallback autocast);
+* current scaling: the plugin's recipe is replaced by TE's ``Float8CurrentScaling`` (or by
+  ``DelayedScaling(amax_history_len=..., amax_compute_algo="max")`` for ``recipe: delayed``);
+  both with ``Format.HYBRID`` (E4M3 forward, E5M2 backward).
+
+With the overlay alone (no ``fp8`` section in the model config) the paper's recipe is applied
+with its defaults (N = 4, current scaling).
+
+Limits, said plainly: Lightning's plugin keeps the *weights* in BF16 (``weights_dtype``), not
+FP32 master weights as Megatron-LM does; and Lightning 2.6's FSDP strategy accepts only its own
+precision values, so ``precision: transformer-engine`` with ``strategy: fsdp`` is refused at
+``Trainer`` construction. A multi-node FP8 run with TE therefore uses the DDP strategy, which
+holds a full replica per GPU: for the 8B model about 8 bytes per parameter (BF16 weights,
+gradients and both AdamW moments), ~65 GB before activations, so 141 GB-class GPUs or
+activation checkpointing. The sharded alternative is the ``torchao`` backend with the FSDP
+overlay (``--model.init_args.fp8.backend torchao``). Neither was run here (no GPU); on a CPU,
+converting to TE raises an error that says what to use instead.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from nvrepro.core.config import ConfigError
+from nvrepro.core.precision.config import FP8Config
+
+INSTALL_HINT = ("fp8.backend='transformer_engine' needs NVIDIA Transformer Engine on a CUDA GPU "
+                "(pip install -e '.[gpu]' on a Hopper-class machine); on a CPU use fp8.backend "
+                "'emulated' (exact FP8 rounding, no speed-up) or 'torchao'")
+
+
+def import_te():
+    """``transformer_engine.pytorch``, or a ``ModuleNotFoundError`` that says what to do."""
+    try:
+        import transformer_engine.pytorch as te
+    except Exception as err:  # ImportError, or a TE build that fails without CUDA
+        raise ModuleNotFoundError(INSTALL_HINT) from err
+    return te
+
+
+def te_recipe(cfg: FP8Config):
+    """The TE recipe object for ``cfg``: Float8CurrentScaling or DelayedScaling, Format.HYBRID."""
+    import_te()
+    from transformer_engine.common import recipe as te_recipes
+
+    if cfg.recipe == "delayed":
+        return te_recipes.DelayedScaling(fp8_format=te_recipes.Format.HYBRID,
+                                         amax_history_len=cfg.amax_history_len,
+                                         amax_compute_algo="max")
+    current = getattr(te_recipes, "Float8CurrentScaling", None)
+    if current is None:
+        raise ConfigError("fp8.recipe: this Transformer Engine has no Float8CurrentScaling "
+                          "recipe (a newer TE has it); upgrade TE or use recipe 'delayed'")
+    return current(fp8_format=te_recipes.Format.HYBRID)
+
+
+def convert_to_te(model: nn.Module, names: list[str]) -> list[str]:
+    """Replace the ``nn.Linear`` at each name by a ``te.Linear`` with the same weights."""
+    te = import_te()
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ModuleNotFoundError(INSTALL_HINT)
+    for name in names:
+        old = model.get_submodule(name)
+        if not isinstance(old, nn.Linear):
+            continue  # already a TE module
+        new = te.Linear(old.in_features, old.out_features, bias=old.bias is not None,
+                        params_dtype=old.weight.dtype, device="cuda")
+        with torch.no_grad():
+            new.weight.copy_(old.weight)
+            if old.bias is not None:
+                new.bias.copy_(old.bias)
+        model.set_submodule(name, new)
+    return names
+
+
+def is_te_plugin(plugin) -> bool:
+    """Whether a Lightning precision plugin is ``TransformerEnginePrecision``."""
+    from lightning.fabric.plugins.precision.transformer_engine import TransformerEnginePrecision
+
+    return isinstance(plugin, TransformerEnginePrecision)
+
+
+def attach_to_trainer(model: nn.Module, cfg: FP8Config | None, plugin) -> list[str]:
+    """Make the model's FP8 config and the trainer's precision plugin agree; see module doc.
+
+    Returns the names of the linears converted to ``te.Linear`` (empty unless TE is in use).
+    Raises :class:`ConfigError` for the two contradictory combinations.
+    """
+    from nvrepro.core.precision.recipe import apply_fp8
+
+    te_trainer = is_te_plugin(plugin)
+    if not te_trainer:
+        if cfg is not None and cfg.backend == "transformer_engine":
+            raise ConfigError("fp8.backend: 'transformer_engine' runs through Lightning's "
+                              "TransformerEnginePrecision plugin; add --config "
+                              "configs/scale/fp8.yaml (trainer.precision: transformer-engine)")
+        return []
+    if cfg is None:
+        cfg = FP8Config(backend="transformer_engine")  # the overlay alone: the paper's recipe
+    if cfg.backend in ("emulated", "torchao"):
+        raise ConfigError(f"fp8.backend: {cfg.backend!r} would quantise a second time under "
+                          "trainer.precision: transformer-engine; use backend "
+                          "'transformer_engine' with that overlay, or drop the overlay")
+    if cfg.backend == "none":
+        return []  # the plugin converts every linear itself
+    names = apply_fp8(model, cfg)
+    plugin.replace_layers = False  # never the blanket conversion, even when no layer is FP8
+    plugin.recipe = te_recipe(cfg)
+    return names

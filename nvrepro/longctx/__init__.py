@@ -1,0 +1,47 @@
+"""Ultra-long context by RoPE scaling and a short continued pretraining: UltraLong.
+
+C. Xu, W. Ping, P. Xu, Z. Liu, B. Wang, M. Shoeybi, B. Li, B. Catanzaro, "From 128K to 4M:
+Efficient Training of Ultra-Long Context Large Language Models", arXiv:2504.06214,
+https://arxiv.org/abs/2504.06214.
+
+The recipe: take Llama-3.1-8B-Instruct (128K context), replace its RoPE scaling by YaRN on the
+base ``theta`` with scale ``s = 128 / 256 / 512`` (1M / 2M / 4M tokens from the 8K original
+context), continue pretraining on ~1B tokens of documents upsampled by length, joined with a
+separator and **without** a cross-document attention mask, in one step straight to the target
+length; then instruction-tune on short (< 8K) data only. Long-context ability is measured with
+needle-in-a-haystack and RULER; short-context ability with standard benchmarks.
+
+Where the pieces live:
+
+* RoPE scaling (none, PI, NTK-aware, YaRN, Llama-3.1's ``llama3``):
+  :mod:`nvrepro.core.layers.rope_scaling`, configured by ``AttentionConfig.rope_scaling``;
+* packing, separator, cross-document mask, length upsampling: :mod:`nvrepro.core.data.longctx`;
+* evaluation: :mod:`nvrepro.longctx.tasks` (passkey / needle-in-a-haystack and RULER-style
+  tasks, generated deterministically) and :mod:`nvrepro.longctx.evaluate` (greedy generation
+  through the caches, exact match, grids over length x depth, short-context loss);
+* continued pretraining from a checkpoint: :class:`nvrepro.longctx.module.ContextExtensionModule`;
+* the RoPE explainer's tables and plots: :mod:`nvrepro.longctx.experiments`,
+  :mod:`nvrepro.longctx.figures`, exercise checkers in :mod:`nvrepro.longctx.exercises`.
+
+* the toy extension experiment and its ablations: :mod:`nvrepro.longctx.data` (bible text mixed
+  with short retrieval probes; short-only toy instructions), :mod:`nvrepro.longctx.extension`
+  (pretrain once, extend with each method, evaluate; weights cached under ``build/ultralong/``),
+  :mod:`nvrepro.longctx.ablations` (separator, one vs two steps, short-only SFT).
+
+Notebooks: ``notebooks/ultralong/01_rope_scaling.ipynb``, ``02_context_extension.ipynb``,
+``03_ablations.ipynb``.
+
+Where the toy reproduction deviates from the paper:
+
+* Scale: a few-layer Llama-like byte-level model pretrained at a few hundred tokens and extended
+  8x or more on a laptop CPU, instead of an 8B model extended 128-512x on GPUs with context
+  parallelism.
+* Data: one local corpus (the World English Bible) as the single "source" of the per-source
+  upsampling, instead of a multi-domain pretraining mix; the sampler itself handles many sources.
+* Evaluation: RULER-*style* tasks (multi-key needles, variable tracking, common-word extraction)
+  in the spirit of RULER (Hsieh et al. 2024, arXiv:2404.06654), not its exact templates, scored
+  by exact match of the greedy answer tokens; short-context retention is the loss on short
+  documents, not MMLU/GSM8K-style benchmarks.
+* YaRN's alpha/beta for UltraLong (1 and 4) come from the project's paper sheet and are marked
+  unconfirmed there; note they equal Llama-3.1's own ``llama3`` ramp bounds.
+"""

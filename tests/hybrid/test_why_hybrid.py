@@ -1,0 +1,233 @@
+"""Notebook 02 (why a hybrid): the arms' configs, the MQAR mixture, the experiments and checkers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import yaml
+
+from nvrepro.core.config import ConfigError, ModelConfig, model_config_from_yaml
+from nvrepro.core.data import SyntheticDataset
+from nvrepro.core.data.mqar_mixture import MQARMixtureDataModule, mqar_grid
+from nvrepro.core.info import count_parameters
+from nvrepro.core.recipe import datamodule_from_yaml, trainer_kwargs_from_yaml
+from nvrepro.core.repro import REPO_ROOT
+from nvrepro.hybrid import exercises
+from nvrepro.hybrid.arms import attention_fraction, nemotron_pattern, solve_ffn_width
+from nvrepro.hybrid.why_hybrid import (ARMS, TASKS, arm_configs, config_path, lm_curves, mqar_recall,
+                                       per_query_accuracy, verdict)
+
+CONFIGS = REPO_ROOT / "configs" / "hybrid"
+
+
+def closed_form_params(cfg: ModelConfig) -> int:
+    """Parameter count written out from the layer shapes (independent of the model code)."""
+    d, m, a, f = cfg.d_model, cfg.mamba, cfg.attention, cfg.ffn
+    di = m.n_heads * m.head_dim
+    conv_dim = di + 2 * m.n_groups * m.d_state
+    per = {
+        "M": d + d * (2 * di + 2 * m.n_groups * m.d_state + m.n_heads)  # norm, in_proj
+        + conv_dim * m.d_conv + conv_dim + 3 * m.n_heads + di + di * d,  # conv, dt/A/D, norm, out
+        "*": d + d * a.n_heads * a.head_dim * 2 + 2 * d * a.n_kv_heads * a.head_dim,
+        "-": d + (3 if f.activation == "swiglu" else 2) * d * f.hidden,
+    }
+    head = 0 if cfg.tie_embeddings else cfg.vocab_size * d
+    return cfg.vocab_size * d + sum(per[k] for k in cfg.pattern) + d + head
+
+
+# --- the arms -----------------------------------------------------------------------------
+
+def test_parameter_counts_match_closed_form_and_each_other():
+    counts = {}
+    for arm, cfg in arm_configs().items():
+        counts[arm] = closed_form_params(cfg)
+        assert count_parameters(cfg)[0] == counts[arm], arm
+    assert max(counts.values()) / min(counts.values()) < 1.02, counts
+
+
+def test_transformer_ffn_width_is_the_equal_parameter_solution():
+    cfgs = arm_configs()
+    target = closed_form_params(cfgs["hybrid"])
+    width = solve_ffn_width(cfgs["transformer"], target)
+    assert cfgs["transformer"].ffn.hidden == width
+    # No other multiple of 8 is closer (checked with the closed form, not the solver).
+    gap = lambda w: abs(closed_form_params(dataclasses.replace(
+        cfgs["transformer"], ffn=dataclasses.replace(cfgs["transformer"].ffn, hidden=w))) - target)
+    assert gap(width) <= min(gap(width - 8), gap(width + 8))
+
+
+def test_arms_differ_only_in_pattern_and_matching_knobs():
+    """Same model section in an arm's two YAMLs; across arms only pattern, FFN width and RoPE differ."""
+    dicts = {}
+    for arm in ARMS:
+        sections = [yaml.safe_load(config_path(arm, t).read_text())["model"] for t in TASKS]
+        assert sections[0] == sections[1], f"{arm}: the mqar and lm YAMLs build different models"
+        dicts[arm] = sections[0]["init_args"]
+    def strip(d):
+        d = yaml.safe_load(yaml.safe_dump(d))
+        d["model"].pop("pattern"), d["model"]["ffn"].pop("hidden"), d["model"]["attention"].pop("rope")
+        return d
+    assert strip(dicts["transformer"]) == strip(dicts["mamba2"]) == strip(dicts["hybrid"])
+    assert dicts["transformer"]["model"]["attention"]["rope"] and not dicts["hybrid"]["model"]["attention"]["rope"]
+
+
+def test_nemotron_pattern_reproduces_the_paper_configs():
+    for name, (n_m, n_a) in {"nemotron_h_8b": (24, 4), "nemotron_h_56b": (54, 10)}.items():
+        assert nemotron_pattern(n_m, n_a) == model_config_from_yaml(CONFIGS / f"{name}.yaml").pattern
+    assert nemotron_pattern(3, 0) == "M-M-M-"
+    with pytest.raises(ValueError, match="n_attention"):
+        nemotron_pattern(2, 3)
+
+
+def test_hybrid_attention_fraction_and_placement():
+    pattern = arm_configs()["hybrid"].pattern
+    eight_b = model_config_from_yaml(CONFIGS / "nemotron_h_8b.yaml").pattern
+    assert pattern == nemotron_pattern(pattern.count("M"), pattern.count("*"))
+    assert attention_fraction(pattern) == pattern.count("*") / len(pattern) == pytest.approx(4 / 52)
+    assert attention_fraction(eight_b) == pytest.approx(4 / 52)
+    for p in (pattern, eight_b):
+        first = p.index("*")
+        assert p[:first].count("M") >= 3, "the first attention layer comes after a few Mamba-2 layers"
+        assert p.rindex("*") < len(p) - 4, "attention is never at the end"
+        gaps = [p[i + 1:j].count("M") for i, j in zip([i for i, c in enumerate(p) if c == "*"][:-1],
+                                                     [i for i, c in enumerate(p) if c == "*"][1:])]
+        assert len(set(gaps)) <= 1, "attention layers are evenly spread"
+    assert set(arm_configs()["transformer"].pattern) == {"*", "-"}
+    assert set(arm_configs()["mamba2"].pattern) == {"M"}
+
+
+# --- data and recipe ----------------------------------------------------------------------
+
+def test_mqar_mixture_batches_one_cell_each_and_unpadded():
+    dm = MQARMixtureDataModule(vocab_size=64, seq_len=64, num_kv_pairs=[1, 4, 16], lengths=[16, 64],
+                               num_train=10, num_val=3, batch_size=4, seed=3)
+    assert dm.cells == mqar_grid([1, 4, 16], [16, 64]) == [(1, 16), (4, 16), (1, 64), (4, 64), (16, 64)]
+    batches = list(dm.train_dataloader())
+    assert sum(b["input_ids"].shape[0] for b in batches) == 10 * len(dm.cells)
+    for b in batches:
+        length = b["input_ids"].shape[1]
+        assert length in (16, 64)
+        # Queries of an n-pair example: n supervised positions per row.
+        n = (b["labels"] != -100).sum(1)
+        assert n.min() == n.max() and 4 * int(n[0]) <= length
+    again = list(dm.train_dataloader())
+    assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(batches, again))
+    tests = dm.test_sets(5)
+    assert set(tests) == set(dm.cells)
+    train_rows = {tuple(r.tolist()) for r in dm.train_dataset.input_ids}
+    assert not any(tuple(r.tolist()) in train_rows for r in tests[(16, 64)].input_ids), "test leaks from train"
+
+
+def test_mqar_mixture_rejects_bad_grid():
+    with pytest.raises(ConfigError, match="lengths"):
+        MQARMixtureDataModule(seq_len=32, lengths=[64])
+    with pytest.raises(ConfigError, match="lengths: no length"):
+        MQARMixtureDataModule(seq_len=32, num_kv_pairs=[16], lengths=[32])
+
+
+def test_recipe_names_unknown_keys():
+    path = config_path("hybrid", "mqar")
+    assert datamodule_from_yaml(path, num_train=3).num_train == 3
+    with pytest.raises(ConfigError, match="data.init_args.num_trian"):
+        datamodule_from_yaml(path, num_trian=3)
+    assert trainer_kwargs_from_yaml(path, max_steps=7)["max_steps"] == 7
+    with pytest.raises(ConfigError, match="trainer.max_stepz"):
+        trainer_kwargs_from_yaml(path, max_stepz=7)
+
+
+def test_per_query_accuracy_counts_supervised_positions():
+    class Fixed(torch.nn.Module):  # predicts token 5 everywhere
+        lm_head = torch.nn.Linear(1, 1)
+
+        def forward(self, ids):
+            return torch.nn.functional.one_hot(torch.full_like(ids, 5), 8).float()
+
+    labels = torch.tensor([[5, -100, 2, -100], [-100, 5, 5, -100], [1, -100, -100, -100]])
+    ds = SyntheticDataset(torch.zeros(3, 4, dtype=torch.long), labels)
+    assert per_query_accuracy(Fixed(), ds, batch_size=2) == pytest.approx(3 / 5)
+
+
+# --- the experiments (smoke profile) -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def smoke():
+    return mqar_recall("smoke", seed=0, progress=False), lm_curves("smoke", seed=0, progress=False)
+
+
+def test_smoke_mqar_structure(smoke):
+    mqar, _ = smoke
+    assert set(mqar["arms"]) == set(ARMS) and mqar["metric"] == "per-query accuracy"
+    for r in mqar["arms"].values():
+        assert set(r["accuracy"]) == set(mqar["lengths"])
+        for length, accs in r["accuracy"].items():
+            assert len(accs) == len(mqar["pairs"])
+            for n, a in zip(mqar["pairs"], accs):
+                assert (a is None) == (4 * n > length)
+                assert a is None or 0.0 <= a <= 1.0
+        assert r["steps"] == 3 and r["curve"]["step"] == [3]
+    assert any(a is None for a in mqar["arms"]["hybrid"]["accuracy"][mqar["lengths"][0]])
+
+
+def test_smoke_lm_structure_and_determinism(smoke):
+    mqar, lm = smoke
+    for r in lm["arms"].values():
+        assert r["step"] == [2, 4] and len(r["val_loss"]) == 2
+        assert 0 < r["final_val_loss"] < 7  # ln(260) = 5.56 at init
+    again_mqar = mqar_recall("smoke", seed=0, arms=("hybrid",), progress=False)
+    assert again_mqar["arms"]["hybrid"]["accuracy"] == mqar["arms"]["hybrid"]["accuracy"]
+    assert again_mqar["arms"]["hybrid"]["curve"] == mqar["arms"]["hybrid"]["curve"]
+    again_lm = lm_curves("smoke", seed=0, arms=("transformer",), progress=False)
+    assert again_lm["arms"]["transformer"]["val_loss"] == lm["arms"]["transformer"]["val_loss"]
+    other = lm_curves("smoke", seed=1, arms=("transformer",), progress=False)
+    assert other["arms"]["transformer"]["val_loss"] != lm["arms"]["transformer"]["val_loss"]
+
+
+def test_verdict_logic():
+    def mqar(t, m, h):
+        arms = {a: {"accuracy": {32: [1.0, v, None]}} for a, v in (("transformer", t), ("mamba2", m), ("hybrid", h))}
+        return {"lengths": [32], "pairs": [1, 2, 16], "arms": arms}
+    lm = {"arms": {"transformer": {"final_val_loss": 2.0}, "mamba2": {"final_val_loss": 2.1},
+                   "hybrid": {"final_val_loss": 2.03}}}
+    v = verdict(mqar(0.9, 0.5, 0.8), lm, margin=0.02)
+    assert v["checks"] == {"learned": True, "recall": True, "lm": True}
+    v = verdict(mqar(0.6, 0.5, 0.4), lm, margin=0.01)
+    assert v["checks"] == {"learned": False, "recall": False, "lm": False}
+
+
+def test_unknown_profile_and_arm():
+    with pytest.raises(ValueError, match="profile"):
+        mqar_recall("huge")
+    with pytest.raises(ValueError, match="arm"):
+        config_path("rnn", "lm")
+
+
+# --- exercise checkers --------------------------------------------------------------------
+
+def test_recall_drop_checker(smoke):
+    assert exercises.check_recall_drop("mamba2", smoke[0], verbose=False).ok is True
+    assert exercises.check_recall_drop("transformer", verbose=False).ok is False
+    assert exercises.check_recall_drop(None, verbose=False).ok is None
+
+
+def test_attention_fraction_checker():
+    assert exercises.check_attention_fraction_fn(attention_fraction, verbose=False).ok is True
+    wrong = exercises.check_attention_fraction_fn(lambda p: p.count("*") / max(1, p.count("*") + p.count("M")),
+                                                  verbose=False)
+    assert wrong.ok is False and "sequence mixers" in wrong.message
+
+    def placeholder(p):
+        raise NotImplementedError
+    assert exercises.check_attention_fraction_fn(placeholder, verbose=False).ok is None
+
+
+def test_ffn_width_checker():
+    assert exercises.check_ffn_width_fn(solve_ffn_width, verbose=False).ok is True
+
+    def two_matrices(cfg, target):  # forgets SwiGLU's third matrix
+        base = count_parameters(dataclasses.replace(cfg, ffn=dataclasses.replace(cfg.ffn, hidden=8)))[0]
+        per = 2 * cfg.d_model * cfg.count("-")
+        return round((target - base + 8 * per) / per / 8) * 8
+    wrong = exercises.check_ffn_width_fn(two_matrices, verbose=False)
+    assert wrong.ok is False and "SwiGLU" in wrong.message

@@ -1,0 +1,62 @@
+"""Greedy answers through the caches, short-context loss, context reach, and checkpoint loading."""
+
+import math
+
+import torch
+
+from nvrepro.core.config import ModelConfig
+from nvrepro.core.lm import build_model
+from nvrepro.longctx.evaluate import context_reach, greedy_predictor, short_context_loss
+from nvrepro.longctx.module import ContextExtensionModule
+from nvrepro.longctx.tasks import make_examples
+
+
+def tiny(max_seq_len=1024, **attention):
+    torch.manual_seed(0)
+    cfg = ModelConfig(pattern="*-*-", d_model=32, vocab_size=260, max_seq_len=max_seq_len,
+                      attention=dict(n_heads=4, n_kv_heads=2, head_dim=8, rope=True, **attention),
+                      ffn=dict(hidden=64, activation="swiglu"))
+    return build_model(cfg).eval()
+
+
+def test_greedy_predictor_is_the_argmax_loop_without_a_cache():
+    model = tiny()
+    e = make_examples("passkey", 300, 1, seed=0)[0]
+    got = greedy_predictor(model)(e.prompt_ids, 5)
+    ids = torch.tensor([e.prompt_ids])
+    with torch.no_grad():
+        for _ in range(5):  # recompute the whole sequence each step: no cache involved
+            ids = torch.cat([ids, model(ids)[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert got == ids[0, len(e.prompt_ids):].tolist()
+
+
+def test_short_context_loss_of_a_uniform_model_is_log_vocab():
+    model = tiny()
+    torch.nn.init.zeros_(model.lm_head.weight)  # logits 0 everywhere: uniform over 260 tokens
+    docs = [list(range(50, 120))] * 10
+    loss = short_context_loss(model, docs, seq_len=64, sep_id=257, max_blocks=5, batch_size=2)
+    assert math.isclose(loss, math.log(260), rel_tol=1e-6)
+
+
+def test_context_reach_rows():
+    model = tiny(max_seq_len=2048, rope_scaling="yarn", rope_factor=4.0, rope_original_max_len=512)
+    rows = context_reach(model, [1024, 512], time_budget_s=60, threads=1, progress=False)
+    assert [r["length"] for r in rows] == [512, 1024]
+    assert rows[1]["kv_cache_bytes"] == 2 * rows[0]["kv_cache_bytes"] == 2 * 2 * 2 * 512 * 2 * 8 * 4
+    assert all(r["seconds"] > 0 and isinstance(r["correct"], bool) for r in rows)
+
+
+def test_extension_module_loads_the_short_context_weights(tmp_path):
+    short = tiny(max_seq_len=128)
+    path = tmp_path / "short.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in short.state_dict().items()}}, path)
+    long_cfg = dict(short.cfg.to_dict(), max_seq_len=1024)
+    long_cfg["attention"] = dict(long_cfg["attention"], rope_scaling="yarn", rope_factor=8.0,
+                                 rope_original_max_len=128)
+    module = ContextExtensionModule(model=long_cfg, init_from=str(path))
+    for (k, a), b in zip(short.state_dict().items(), module.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert "init_from" not in module.hparams
+    x = torch.randint(0, 256, (1, 100))
+    with torch.no_grad():  # same weights, different positions: the outputs differ
+        assert not torch.allclose(short(x), module.model(x))

@@ -1,0 +1,126 @@
+"""The extension / ablation experiment plumbing (the full runs are the notebooks' smoke tests)."""
+
+import pytest
+import torch
+
+from nvrepro.core.config import ConfigError, model_config_from_yaml
+from nvrepro.longctx import exercises
+from nvrepro.longctx.ablations import INSTRUCT_YAML, ablation_claims
+from nvrepro.longctx.extension import PRETRAIN_YAML, arm_yaml, extension_claims, plan, rescale, short_len, train
+from nvrepro.core.recipe import read_cli_yaml
+
+
+def test_plan_and_arm_errors_name_the_field():
+    with pytest.raises(ConfigError, match="profile"):
+        plan("huge")
+    with pytest.raises(ConfigError, match="method"):
+        arm_yaml("rope2")
+
+
+def test_configs_agree_pretrain_arms_instruct():
+    base = model_config_from_yaml(PRETRAIN_YAML)
+    data = read_cli_yaml(PRETRAIN_YAML)["data"]
+    assert data["class_path"].endswith("RetrievalMixDataModule")
+    assert data["init_args"]["seq_len"] == base.max_seq_len == short_len()
+    sft = model_config_from_yaml(INSTRUCT_YAML)
+    yarn = model_config_from_yaml(arm_yaml("yarn"))
+    assert sft.to_dict() == yarn.to_dict()  # SFT keeps the extended model; only the data is short
+    assert read_cli_yaml(INSTRUCT_YAML)["data"]["init_args"]["seq_len"] == base.max_seq_len
+    for m in ("none", "linear", "ntk", "yarn"):
+        d = read_cli_yaml(arm_yaml(m))["data"]["init_args"]
+        assert d["retrieval_max_len"] == base.max_seq_len  # no long probe is trained on
+        assert d["seq_len"] == model_config_from_yaml(arm_yaml(m)).max_seq_len == 8 * base.max_seq_len
+
+
+def test_rescale_keeps_weights_and_only_none_matches_the_base():
+    _, base = train(PRETRAIN_YAML, seed=0, steps=1, data_overrides={"batch_size": 1, "max_documents": 30},
+                    cache=False)
+    x = torch.randint(0, 256, (1, 64))
+    base.eval()
+    ref = base(x)
+    for m in ("none", "linear", "ntk", "yarn"):
+        model = rescale(base, m).eval()
+        assert all(torch.equal(a, b) for a, b in zip(base.state_dict().values(), model.state_dict().values()))
+        same = torch.allclose(model(x), ref, atol=1e-6)
+        assert same == (m == "none"), m
+
+
+def test_train_is_deterministic_for_a_seed():
+    kw = dict(steps=2, data_overrides={"batch_size": 1, "max_documents": 30}, cache=False)
+    _, a = train(PRETRAIN_YAML, seed=5, **kw)
+    _, b = train(PRETRAIN_YAML, seed=5, **kw)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def _s(**kw):
+    row = dict(niah_at_sL=0.0, ruler_at_sL=0.0, short_loss_change=0.0, instruction_acc=0.0, late_loss=1.0,
+               instruction_loss=2.0)
+    return {**row, **kw}
+
+
+def test_claims_follow_the_numbers():
+    good = {"yarn": _s(niah_at_sL=0.9, ruler_at_sL=0.5, late_loss=0.9), "ntk": _s(niah_at_sL=0.9, ruler_at_sL=0.4),
+            "none": _s(niah_at_sL=0.1, late_loss=3.0), "linear": _s()}
+    assert all(extension_claims(good).values())
+    bad = dict(good, yarn=_s(niah_at_sL=0.3, ruler_at_sL=0.5, short_loss_change=0.2))
+    c = extension_claims(bad)
+    assert not c["needle at sL: YaRN >= NTK"] and not c["short loss: YaRN within 5% of the base"]
+    arms = {"separator": _s(niah_at_sL=0.8), "no_separator": _s(niah_at_sL=0.5, late_loss=1.2),
+            "two_step": _s(niah_at_sL=0.8),
+            "instruct": _s(niah_at_sL=0.75, instruction_acc=0.5, instruction_loss=1.0)}
+    assert all(ablation_claims(arms).values())
+    arms["instruct"] = _s(niah_at_sL=0.2)
+    c = ablation_claims(arms)
+    zero = {k: _s() for k in arms}  # nothing retrieves: accuracy comparisons are not testable
+    assert not any("needle" in name for name in ablation_claims(zero))
+    assert not c["short SFT keeps needle at sL (within 0.1)"] and not c["short SFT learns the instruction format (response loss drops)"]
+    arms["instruct"] = _s(late_loss=1.2)
+    assert not ablation_claims(arms)["short SFT keeps late-position loss (within 5%)"]
+    arms["two_step"] = _s(niah_at_sL=0.8, late_loss=0.5)
+    assert not ablation_claims(arms)["one-step <= two-step (late-position loss)"]
+
+
+def test_two_step_token_exercise():
+    cfg = read_cli_yaml(arm_yaml("yarn"))
+    steps = cfg["trainer"]["max_steps"]
+    ratio = ((steps // 2) * 0.5 + (steps - steps // 2)) / steps  # half the tokens per step in the first half
+    assert exercises.check_two_step_tokens(ratio, verbose=False).ok is True
+    assert exercises.check_two_step_tokens(1.0, verbose=False).ok is False
+    assert exercises.check_two_step_tokens(None, verbose=False).ok is None
+
+
+def test_mean_at_length_exercise():
+    grid = {"lengths": [10, 20], "depths": [0.0, 1.0], "accuracy": [[1.0, 0.0], [0.5, 1.0]]}
+    result = {"methods": {"yarn": {"eval": {"niah": grid}}}}
+    ok = exercises.check_mean_at_length(lambda g, n: [0.75, 0.5][g["lengths"].index(n)], result, verbose=False)
+    assert ok.ok is True
+    rows = exercises.check_mean_at_length(lambda g, n: [0.5, 0.75][g["depths"].index(0.0)], result, verbose=False)
+    assert rows.ok is False
+
+    def todo(g, n):
+        raise NotImplementedError
+
+    assert exercises.check_mean_at_length(todo, result, verbose=False).ok is None
+
+
+def test_response_loss_matches_masked_lm_loss():
+    from nvrepro.core.config import AttentionConfig, FFNConfig, ModelConfig
+    from nvrepro.core.lm import HybridLM
+    from nvrepro.core.module import causal_lm_loss
+    from nvrepro.longctx.ablations import response_loss
+    from nvrepro.longctx.tasks import TaskExample
+
+    torch.manual_seed(0)
+    model = HybridLM(ModelConfig(pattern="*-", d_model=32, vocab_size=260, max_seq_len=64,
+                                 attention=AttentionConfig(n_heads=2, n_kv_heads=2, head_dim=16),
+                                 ffn=FFNConfig(hidden=64)))
+    ex = [TaskExample("t", [5, 6, 7, 8], [9, 10, 11], ""), TaskExample("t", [1, 2], [3], "")]
+    total, count = 0.0, 0
+    for e in ex:  # labels[t] = token t + 1 on the answer, -100 elsewhere
+        ids = torch.tensor([e.prompt_ids + e.answer_ids])
+        labels = torch.full_like(ids, -100)
+        labels[0, len(e.prompt_ids) - 1:-1] = torch.tensor(e.answer_ids)
+        with torch.no_grad():
+            total += causal_lm_loss(model(ids), labels).item() * len(e.answer_ids)
+        count += len(e.answer_ids)
+    assert abs(response_loss(model, ex) - total / count) < 1e-5
