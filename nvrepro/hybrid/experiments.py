@@ -15,6 +15,7 @@ import torch
 
 from nvrepro.core.bench import ssd_inputs
 from nvrepro.core.layers.ssd import ssd_chunked, ssd_naive
+from nvrepro.core.profiles import profile_settings
 
 # Per-profile grids. "naive" is the token-by-token recurrence (a Python loop: slow but linear
 # memory); "quadratic" is the dual, attention-like form y = (L ∘ C Bᵀ)(Δx) over the whole
@@ -96,13 +97,10 @@ def ssd_scaling(profile: str = "smoke", seed: int = 0, lengths: list[int] | None
     Returns ``{"profile", "seed", "config", "lengths", "forms": {form: {"lengths", "seconds",
     "saved_bytes"}}, "equivalence": {"lengths", "max_abs_err"}}`` -- plain lists and numbers.
     """
-    if profile not in PROFILES:
-        raise ValueError(f"profile: expected one of {sorted(PROFILES)}, got {profile!r}")
-    grid = PROFILES[profile]
-    lengths = list(lengths if lengths is not None else grid["lengths"])
-    naive_max = grid["naive_max"] if naive_max is None else naive_max
-    quadratic_max = grid["quadratic_max"] if quadratic_max is None else quadratic_max
-    repeats = grid["repeats"] if repeats is None else repeats
+    grid = profile_settings(PROFILES, profile, lengths=lengths, naive_max=naive_max,
+                            quadratic_max=quadratic_max, repeats=repeats)
+    lengths, naive_max = list(grid["lengths"]), grid["naive_max"]
+    quadratic_max, repeats = grid["quadratic_max"], grid["repeats"]
     shape = dict(batch=batch, heads=heads, head_dim=head_dim, groups=groups, state=state)
     limits = {"naive": naive_max, "quadratic": quadratic_max, "chunked": max(lengths)}
 

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from nvrepro.core.config import ModelConfig, model_config_from_yaml
 from nvrepro.core.decode import build_pair, time_decode, weight_nbytes, with_max_seq_len
 from nvrepro.core.info import DTYPE_BYTES, count_parameters, human_bytes, kv_cache_bytes, ssm_state_bytes
+from nvrepro.core.profiles import profile_settings
 from nvrepro.core.timing import num_threads
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "hybrid"
@@ -98,13 +99,10 @@ def decode_cost(profile: str = "smoke", seed: int = 0, contexts: list[int] | Non
     Transformer's; ``bytes_read_ratio`` is what the memory-bound model predicts for it:
     (weights + cache) of the Transformer over the hybrid's.
     """
-    if profile not in PROFILES:
-        raise ValueError(f"profile: expected one of {sorted(PROFILES)}, got {profile!r}")
-    grid = PROFILES[profile]
-    contexts = list(contexts if contexts is not None else grid["contexts"])
-    steps = grid["steps"] if steps is None else steps
-    repeats = grid["repeats"] if repeats is None else repeats
-    warmup = grid["warmup"] if warmup is None else warmup
+    grid = profile_settings(PROFILES, profile, contexts=contexts, steps=steps, repeats=repeats,
+                            warmup=warmup)
+    contexts, steps = list(grid["contexts"]), grid["steps"]
+    repeats, warmup = grid["repeats"], grid["warmup"]
     cfg = model_config_from_yaml(config)
     models = build_pair(cfg, max(contexts) + steps, seed=seed)
     out = {name: dict(pattern=m.cfg.pattern, weight_bytes=weight_nbytes(m), seconds_per_token=[],
