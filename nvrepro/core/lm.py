@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from nvrepro.core.config import ModelConfig
-from nvrepro.core.layers.attention import CausalSelfAttention, KVCache
+from nvrepro.core.layers.attention import CausalSelfAttention
 from nvrepro.core.layers.mamba2 import Mamba2Mixer, Mamba2State
 from nvrepro.core.layers.mlp import FFN
 from nvrepro.core.layers.norms import RMSNorm

@@ -27,13 +27,14 @@ from pathlib import Path
 
 import lightning as L
 import torch
-import yaml
 
 from nvrepro.core.config import ModelConfig
 from nvrepro.core.data import TextDataModule
 from nvrepro.core.lm import build_model
 from nvrepro.core.module import CausalLMModule, causal_lm_loss
 from nvrepro.core.precision import FP8Config, fp8_plan, record_fp8_stats
+from nvrepro.core.profiles import profile_settings
+from nvrepro.core.recipe import init_args_from_yaml, read_cli_yaml
 from nvrepro.core.repro import REPO_ROOT
 from nvrepro.core.timing import num_threads
 
@@ -62,13 +63,10 @@ def _merge(base: dict, override: dict) -> dict:
 def load_fp8_study(config_path: str | Path = FP8_TOY, profile: str = "paper") -> dict:
     """The pieces of a LightningCLI YAML the study needs, with the profile's overrides applied:
     ``{"model", "optim", "fp8", "data", "trainer"}`` as plain dicts."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile: expected one of {sorted(PROFILES)}, got {profile!r}")
-    raw = yaml.safe_load(Path(config_path).read_text())
-    args = raw["model"]["init_args"]
-    p = PROFILES[profile]
-    data = dict(raw["data"]["init_args"])
-    trainer = dict(raw["trainer"])
+    p = profile_settings(PROFILES, profile)
+    _, args = init_args_from_yaml(config_path, "model")
+    _, data = init_args_from_yaml(config_path, "data")
+    trainer = dict(read_cli_yaml(config_path).get("trainer") or {})
     for key in ("seq_len", "batch_size", "max_documents"):
         if p[key] is not None:
             data[key] = p[key]

@@ -36,6 +36,7 @@ from nvrepro.core.data import TextDataModule
 from nvrepro.core.decode import time_decode
 from nvrepro.core.lm import HybridLM
 from nvrepro.core.module import CausalLMModule
+from nvrepro.core.profiles import profile_settings
 from nvrepro.core.timing import num_threads
 from nvrepro.hybrid.distill import DistillationModule, save_lm
 from nvrepro.hybrid.minipuzzle import ffn_neuron_importance, layer_importance, layers_to_keep, prune_model
@@ -79,9 +80,7 @@ PROFILES: dict[str, dict] = {
 
 
 def _profile(profile: str) -> dict:
-    if profile not in PROFILES:
-        raise ValueError(f"profile: expected one of {sorted(PROFILES)}, got {profile!r}")
-    return PROFILES[profile]
+    return profile_settings(PROFILES, profile)
 
 
 def _datamodule(p: dict, seed: int) -> TextDataModule:

@@ -31,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nvrepro.core.config import ModelConfig, model_config_from_yaml
+from nvrepro.core.profiles import profile_settings
 from nvrepro.core.recipe import datamodule_from_yaml, fit_from_yaml, init_args_from_yaml
 from nvrepro.hybrid.arms import parameter_table
 
@@ -75,9 +76,7 @@ def arm_table(task: str = "lm") -> dict[str, dict]:
 
 
 def _profile(profile: str, task: str) -> dict:
-    if profile not in PROFILES:
-        raise ValueError(f"profile: expected one of {sorted(PROFILES)}, got {profile!r}")
-    return PROFILES[profile][task]
+    return profile_settings(PROFILES, profile)[task]
 
 
 class _Threads:
