@@ -19,6 +19,8 @@ ROOT = repro.REPO_ROOT
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*/[0-9][0-9]_*.ipynb"))
 IDS = [f"{p.parent.name}/{p.name}" for p in NOTEBOOKS]
 SMOKE_SECONDS = 60
+# A hung cell fails the test after this long instead of stalling CI until its own limit.
+CELL_TIMEOUT = 300
 
 
 def _figures_snapshot() -> dict[Path, float]:
@@ -58,7 +60,8 @@ def test_notebook_runs_in_smoke_profile(path, tmp_path):
     """Runs top to bottom in a fresh kernel, under a minute, without touching figures/."""
     before = _figures_snapshot()
     result = repro.run_notebook(path, tmp_path / path.name, profile="smoke", seed=0,
-                                out_dir=tmp_path / "figures", track=path.parent.name)
+                                out_dir=tmp_path / "figures", track=path.parent.name,
+                                timeout=CELL_TIMEOUT)
     assert result.ok, result.error
     if result.seconds > SMOKE_SECONDS:  # a budget, not a pass/fail timing: machines differ
         warnings.warn(f"{path.name} took {result.seconds:.0f}s in the smoke profile "

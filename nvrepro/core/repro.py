@@ -80,19 +80,34 @@ def discover(notebooks_dir: Path, only: str | None = None) -> dict[str, list[Pat
     return tracks
 
 
+HEADLESS_ENV = "NVREPRO_HEADLESS"
+
+
 @contextlib.contextmanager
 def _kernel_env() -> Iterator[None]:
     """Let the kernel (a child process) import this checkout's ``nvrepro``; restore afterwards."""
     old = os.environ.get("PYTHONPATH")
+    old_headless = os.environ.get(HEADLESS_ENV)
     parts = [str(REPO_ROOT)] + ([old] if old else [])
     os.environ["PYTHONPATH"] = os.pathsep.join(parts)
+    os.environ[HEADLESS_ENV] = "1"
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
+        for key, value in (("PYTHONPATH", old), (HEADLESS_ENV, old_headless)):
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def headless() -> bool:
+    """True inside a kernel started by this runner (papermill): no one can move a slider there.
+
+    Notebooks build their ipywidgets explorers only when this is False: displaying a live widget
+    under nbclient occasionally never returns, which would hang ``nvrepro reproduce`` and CI.
+    """
+    return os.environ.get(HEADLESS_ENV) == "1"
 
 
 def _describe_failure(exc: Exception, notebook: Path) -> str:
