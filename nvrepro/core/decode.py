@@ -90,6 +90,8 @@ class DecodeTiming:
     prefill_seconds: float
     cache_bytes: int
     predicted_cache_bytes: int
+    compiled: bool = False
+    compile_seconds: float = 0.0  # first (compiling) step, untimed in seconds_per_token
 
     @property
     def tokens_per_second(self) -> float:
@@ -122,7 +124,8 @@ def _restore(cache: LMCache, snapshot) -> None:
 class _Decoder:
     """One model, prefilled to ``context`` tokens, ready to decode ``steps`` tokens repeatedly."""
 
-    def __init__(self, model: HybridLM, context: int, steps: int, batch: int, seed: int):
+    def __init__(self, model: HybridLM, context: int, steps: int, batch: int, seed: int,
+                 compile: bool = False):
         capacity = context + steps
         if capacity > model.cfg.max_seq_len:
             raise ValueError(f"context: {context} + {steps} decode steps exceed max_seq_len="
@@ -136,6 +139,13 @@ class _Decoder:
         with torch.no_grad():
             self.prefill_seconds = measure(lambda: model(prompt, self.cache), repeats=1, warmup=0).median
         self._after_prefill = _snapshot(self.cache)
+        self.step = model.decode_stepper(compile)
+        # The first step compiles (compile=True); time it apart, then start again from the prefill.
+        self.compile_seconds = 0.0
+        if compile:
+            self.compile_seconds = measure(lambda: self.step(self.tokens[:, 0], self.cache),
+                                           repeats=1, warmup=0).median
+            self.reset()
 
     def reset(self) -> None:
         _restore(self.cache, self._after_prefill)
@@ -143,11 +153,12 @@ class _Decoder:
     @torch.no_grad()
     def block(self) -> None:
         for i in range(self.steps):
-            self.model(self.tokens[:, i:i + 1], self.cache)
+            self.step(self.tokens[:, i], self.cache)
 
 
 def time_decode(models: dict[str, HybridLM], context: int, steps: int = 16, repeats: int = 3,
-                warmup: int = 1, batch: int = 1, seed: int = 0) -> dict[str, DecodeTiming]:
+                warmup: int = 1, batch: int = 1, seed: int = 0,
+                compile: bool = False) -> dict[str, DecodeTiming]:
     """Prefill ``context`` random tokens into each model's cache, then time ``steps`` decode steps.
 
     The models are measured side by side: every repeat times one block of ``steps`` tokens per
@@ -156,11 +167,16 @@ def time_decode(models: dict[str, HybridLM], context: int, steps: int = 16, repe
     context + steps - 1``. Per model: ``seconds_per_token`` = median over repeats of block time /
     ``steps``, the prefill time, and the cache's allocated bytes (:func:`cache_nbytes`, capacity
     ``context + steps``) next to :func:`predicted_cache_nbytes`.
+
+    Steps go through the model's :class:`~nvrepro.core.fast_decode.DecodeStepper`;
+    ``compile=True`` fuses each model's fixed-shape work between attention cores with
+    torch.compile (compiled once per model, before the first timing; the first step's time is
+    reported as ``compile_seconds``: seconds at the first context, near zero afterwards).
     """
     for name, value in (("context", context), ("steps", steps), ("batch", batch)):
         if not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name}: must be a positive integer, got {value!r}")
-    decoders = {name: _Decoder(m, context, steps, batch, seed) for name, m in models.items()}
+    decoders = {name: _Decoder(m, context, steps, batch, seed, compile) for name, m in models.items()}
     timings = measure_side_by_side({name: (d.block, d.reset) for name, d in decoders.items()},
                                    repeats=repeats, warmup=warmup)
     out = {}
@@ -171,7 +187,8 @@ def time_decode(models: dict[str, HybridLM], context: int, steps: int = 16, repe
             seconds_per_token=statistics.median(per_token), step_times=per_token,
             prefill_seconds=d.prefill_seconds, cache_bytes=cache_nbytes(d.cache),
             predicted_cache_bytes=predicted_cache_nbytes(d.model.cfg, context + steps, batch,
-                                                         d.model.embed.weight.dtype))
+                                                         d.model.embed.weight.dtype),
+            compiled=compile, compile_seconds=d.compile_seconds)
     return out
 
 

@@ -62,29 +62,40 @@ def _context_axis(ax, contexts) -> None:
     ax.set_xlabel("context length (tokens in the cache)")
 
 
-def plot_decode_cost(result: dict):
+def plot_decode_cost(result: dict, eager: dict | None = None):
     """Three panels against context: per-token decode latency, cache memory (measured markers,
     arithmetic dashed), and the hybrid's speed-up (measured vs the bytes-read model).
 
-    ``result`` is the dict returned by :func:`nvrepro.hybrid.inference.decode_cost`.
+    ``result`` is the dict returned by :func:`nvrepro.hybrid.inference.decode_cost`; ``eager``
+    (optional) a second one with eager steps, drawn thin and dotted next to compiled ``result``.
     """
     from matplotlib.ticker import LogLocator, NullFormatter
 
     fig, (ax_t, ax_m, ax_r) = new_figure(1, 3)
     contexts = result["contexts"]
+    compiled = result["config"].get("compiled", False)
     for name, m in result["models"].items():
         kw = dict(label=f"{name} {m['pattern']}", **_DECODE_STYLE.get(name, {}))
         ax_t.plot(contexts, [s * 1e3 for s in m["seconds_per_token"]], **kw)
         ax_m.plot(contexts, [b / 2**20 for b in m["cache_bytes"]], linestyle="none", **kw)
         ax_m.plot(contexts, [b / 2**20 for b in m["predicted_cache_bytes"]], linestyle="--",
                   color=kw["color"], linewidth=1)
-    ax_t.set(title="decode latency", ylabel="ms per generated token (median)")
+        if eager is not None:
+            ax_t.plot(eager["contexts"], [s * 1e3 for s in eager["models"][name]["seconds_per_token"]],
+                      color=kw["color"], linestyle=":", linewidth=1, marker=kw.get("marker"),
+                      markersize=3, label=f"{name}, eager steps")
+    ax_t.set(title="decode latency" + (" (solid: compiled steps)" if compiled and eager else ""),
+             ylabel="ms per generated token (median)")
     ax_m.set(title="cache memory (markers: allocated;\ndashed: nvrepro.core.info arithmetic)", ylabel="MiB")
     ax_m.set_yscale("log")
     ax_m.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax_m.yaxis.set_major_formatter("{x:g}")
     ax_m.yaxis.set_minor_formatter(NullFormatter())
-    ax_r.plot(contexts, result["speedup"], color="C2", marker="^", label="measured (tokens/s ratio)")
+    ax_r.plot(contexts, result["speedup"], color="C2", marker="^",
+              label=f"measured{', compiled steps' if compiled else ''} (tokens/s ratio)")
+    if eager is not None:
+        ax_r.plot(eager["contexts"], eager["speedup"], color="C2", linestyle=":", linewidth=1,
+                  marker="^", markersize=3, label="measured, eager steps")
     ax_r.plot(contexts, result["bytes_read_ratio"], color="C7", linestyle="--",
               label="memory-bound model\n(weights + cache read)")
     ax_r.axhline(1.0, color="black", linewidth=0.8)
@@ -95,8 +106,10 @@ def plot_decode_cost(result: dict):
     handles, labels = ax_t.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
     cfg = result["config"]
+    steps = "compiled" if cfg.get("compiled") else "eager"
     fig.suptitle(f"Toy models decoding through their caches ({cfg['dtype']}, CPU, {cfg['threads']} "
-                 f"thread(s), batch {cfg['batch']}, d_model {cfg['model']['d_model']})", fontsize=10)
+                 f"thread(s), batch {cfg['batch']}, d_model {cfg['model']['d_model']}, {steps} steps)",
+                 fontsize=10)
     return fig
 
 

@@ -38,10 +38,12 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "hybrid"
 TOY_CONFIG = CONFIGS / "toy_hybrid.yaml"
 
 # Per-profile grids for decode_cost: contexts (tokens already in the cache), decode steps per
-# timed block, timed blocks (median taken) and untimed warm-up blocks.
+# timed block, timed blocks (median taken), untimed warm-up blocks, and whether the decode steps
+# are compiled (nvrepro.core.fast_decode; compiling costs tens of seconds, so not in smoke runs).
 PROFILES: dict[str, dict] = {
-    "smoke": dict(contexts=[64, 128, 256], steps=4, repeats=2, warmup=1),
-    "paper": dict(contexts=[512, 1024, 2048, 4096, 8192, 16384, 32768], steps=32, repeats=7, warmup=1),
+    "smoke": dict(contexts=[64, 128, 256], steps=4, repeats=2, warmup=1, compile=False),
+    "paper": dict(contexts=[512, 1024, 2048, 4096, 8192, 16384, 32768], steps=32, repeats=7, warmup=1,
+                  compile=True),
 }
 
 # Hybrid -> the Transformer the paper compares it with, and the paper's measured speed-up
@@ -80,7 +82,8 @@ def cache_layout(config: str | Path = TOY_CONFIG, contexts: tuple[int, ...] = (1
 
 def decode_cost(profile: str = "smoke", seed: int = 0, contexts: list[int] | None = None, *,
                 steps: int | None = None, repeats: int | None = None, warmup: int | None = None,
-                threads: int | None = 1, config: str | Path = TOY_CONFIG) -> dict:
+                compile: bool | None = None, threads: int | None = 1,
+                config: str | Path = TOY_CONFIG) -> dict:
     """Measured decode latency and cache memory of the toy hybrid and its Transformer twin.
 
     The hybrid is ``config``'s model; the Transformer has the same width, depth, FFNs and
@@ -88,7 +91,10 @@ def decode_cost(profile: str = "smoke", seed: int = 0, contexts: list[int] | Non
     (:func:`nvrepro.core.decode.transformer_twin`). At each context both are prefilled with the
     same random prompt and then decode ``steps`` tokens through their caches, interleaved
     (:func:`nvrepro.core.decode.time_decode`), with ``threads`` torch threads (1: far less
-    disturbed by other processes on a shared machine).
+    disturbed by other processes on a shared machine). Steps run through each model's
+    :class:`~nvrepro.core.fast_decode.DecodeStepper`, compiled with torch.compile when
+    ``compile`` (the profile's setting by default): the fixed-shape work between attention cores
+    fused, so that per-op dispatch no longer hides what each model reads.
 
     Returns plain data: ``{"profile", "seed", "config", "contexts", "models": {"hybrid" |
     "transformer": {"pattern", "weight_bytes", "seconds_per_token", "tokens_per_second",
@@ -100,9 +106,9 @@ def decode_cost(profile: str = "smoke", seed: int = 0, contexts: list[int] | Non
     (weights + cache) of the Transformer over the hybrid's.
     """
     grid = profile_settings(PROFILES, profile, contexts=contexts, steps=steps, repeats=repeats,
-                            warmup=warmup)
+                            warmup=warmup, compile=compile)
     contexts, steps = list(grid["contexts"]), grid["steps"]
-    repeats, warmup = grid["repeats"], grid["warmup"]
+    repeats, warmup, compile = grid["repeats"], grid["warmup"], grid["compile"]
     cfg = model_config_from_yaml(config)
     models = build_pair(cfg, max(contexts) + steps, seed=seed)
     out = {name: dict(pattern=m.cfg.pattern, weight_bytes=weight_nbytes(m), seconds_per_token=[],
@@ -110,7 +116,8 @@ def decode_cost(profile: str = "smoke", seed: int = 0, contexts: list[int] | Non
            for name, m in models.items()}
     with num_threads(threads) as used:
         for context in tqdm(contexts, desc="decode contexts", leave=False):
-            timings = time_decode(models, context, steps=steps, repeats=repeats, warmup=warmup, seed=seed)
+            timings = time_decode(models, context, steps=steps, repeats=repeats, warmup=warmup, seed=seed,
+                                  compile=compile)
             for name, t in timings.items():
                 rec = out[name]
                 rec["seconds_per_token"].append(t.seconds_per_token)
@@ -123,7 +130,7 @@ def decode_cost(profile: str = "smoke", seed: int = 0, contexts: list[int] | Non
     bytes_ratio = [(tr["weight_bytes"] + ct) / (hyb["weight_bytes"] + ch)
                    for ch, ct in zip(hyb["cache_bytes"], tr["cache_bytes"])]
     run_cfg = dict(config=str(Path(config).name), model=cfg.to_dict(), steps=steps, repeats=repeats,
-                   warmup=warmup, threads=used, dtype="float32", batch=1)
+                   warmup=warmup, threads=used, dtype="float32", batch=1, compiled=compile)
     return {"profile": profile, "seed": seed, "config": run_cfg, "contexts": contexts, "models": out,
             "speedup": speedup, "bytes_read_ratio": bytes_ratio}
 

@@ -94,16 +94,8 @@ class CausalSelfAttention(nn.Module):
         (relative positions inside a document are unchanged, so the scores are the same)."""
         b, l, _ = x.shape
         offset = cache.length if cache is not None else 0
-        q = self.q_proj(x).view(b, l, self.n_heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(b, l, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(b, l, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        if self.cfg.rope:
-            positions = torch.arange(offset, offset + l, device=x.device)
-            inv_freq = self.inv_freq(x.device)
-            q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
-            if self.rope_attention_factor != 1.0:
-                # YaRN temperature: HF multiplies cos and sin, i.e. both q and k (logits x factor^2).
-                q, k = q * self.rope_attention_factor, k * self.rope_attention_factor
+        positions = torch.arange(offset, offset + l, device=x.device) if self.cfg.rope else None
+        q, k, v = self.project(x, positions)
 
         if doc_ids is not None:
             if cache is not None:
@@ -121,9 +113,39 @@ class CausalSelfAttention(nn.Module):
             return self.o_proj(out.reshape(b, l, -1))
 
         if cache is not None:
-            k, v = cache.append(k, v)
+            return self.o_proj(self.attend_cached(q, k, v, cache))
         out = self._sdpa(q, k, v, offset)  # (b, h, l, hd)
         return self.o_proj(out.transpose(1, 2).reshape(b, l, -1))
+
+    def project(self, x: torch.Tensor, positions: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """Queries, keys and values of ``x (b, l, d_model)``: ``q (b, n_heads, l, head_dim)``,
+        ``k, v (b, n_kv_heads, l, head_dim)``, RoPE applied at ``positions (l,)`` when configured.
+
+        Shapes depend on ``l`` only, not on the cache, so a decode step can fuse this with the
+        layers before it (:mod:`nvrepro.core.fast_decode`).
+        """
+        b, l, _ = x.shape
+        q = self.q_proj(x).view(b, l, self.n_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, l, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, l, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        if self.cfg.rope:
+            if positions is None:
+                raise ValueError("positions: required for a RoPE attention layer")
+            inv_freq = self.inv_freq(x.device)
+            q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
+            if self.rope_attention_factor != 1.0:
+                # YaRN temperature: HF multiplies cos and sin, i.e. both q and k (logits x factor^2).
+                q, k = q * self.rope_attention_factor, k * self.rope_attention_factor
+        return q, k, v
+
+    def attend_cached(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                      cache: KVCache) -> torch.Tensor:
+        """Append ``k, v`` to ``cache`` and attend from ``q (b, n_heads, l, head_dim)`` to every
+        cached token; returns ``(b, l, n_heads * head_dim)``, ready for ``o_proj``."""
+        offset = cache.length
+        k, v = cache.append(k, v)
+        out = self._sdpa(q, k, v, offset)
+        return out.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
 
     def _sdpa(self, q, k, v, offset: int) -> torch.Tensor:
         l, total = q.shape[2], k.shape[2]

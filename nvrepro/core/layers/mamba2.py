@@ -17,7 +17,8 @@ Three paths in :meth:`Mamba2Mixer.forward`:
 * ``state`` given and (``l > 1`` or not ``state.filled``): prefill, continuing from the state if
   it is filled, then writing the last conv window and the final SSM state back (chunked prefill:
   two pieces give the same result as one);
-* ``state`` filled and ``l == 1``: one recurrent step (decoding), conv window rolled by one.
+* ``state`` filled and ``l == 1``: one recurrent step (decoding), conv window rolled by one
+  (:meth:`Mamba2Mixer.decode_step`, or the kernels' in-place update on CUDA).
 """
 
 from __future__ import annotations
@@ -195,7 +196,8 @@ class Mamba2Mixer(nn.Module):
         prefix = state is not None and state.filled
         if state is not None:
             prev = state.conv_state.to(xt.dtype) if prefix else xt.new_zeros(*xt.shape[:2], k)
-            state.conv_state = torch.cat([prev, xt], dim=-1)[..., -k:].to(state.conv_state.dtype)
+            # contiguous: a view would keep the whole (b, conv_dim, k + l) buffer alive.
+            state.conv_state = torch.cat([prev, xt], dim=-1)[..., -k:].to(state.conv_state.dtype).contiguous()
         if prefix:
             # The newest k-1 stored inputs play the role of the zero padding.
             full = torch.cat([prev[..., 1:], xt], dim=-1)  # (b, conv_dim, k - 1 + l)
@@ -227,13 +229,43 @@ class Mamba2Mixer(nn.Module):
         if state is not None and state.batch_size != b:
             raise ValueError(f"state: batch size {state.batch_size} != hidden batch size {b}")
         kernels = self._kernels(hidden)
+        if state is not None and state.filled and l == 1 and not kernels:
+            out, state.conv_state, state.ssm_state = self.decode_step(
+                hidden[:, 0], state.conv_state, state.ssm_state)
+            return out[:, None]
         z, xBC, dt = torch.split(self.in_proj(hidden), [self.d_inner, self.conv_dim, self.n_heads],
                                  dim=-1)
         if state is not None and state.filled and l == 1:
-            y = self._step(xBC[:, 0], dt[:, 0], state, kernels)[:, None]  # (b, 1, d_inner)
+            y = self._step_kernels(xBC[:, 0], dt[:, 0], state)[:, None]  # (b, 1, d_inner)
         else:
             y = self._chunked(xBC, dt, state, kernels)
         return self.out_proj(self.norm(y, z))
+
+    def decode_step(self, hidden: Tensor, conv_state: Tensor, ssm_state: Tensor
+                    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One decoding step in pure PyTorch, as a pure function of its inputs.
+
+        Args:
+            hidden: ``(b, d_model)``, the new token's (normalised) input.
+            conv_state: ``(b, conv_dim, d_conv)``, the last ``d_conv`` pre-conv inputs, oldest first.
+            ssm_state: ``(b, n_heads, head_dim, d_state)``.
+
+        Returns:
+            ``out (b, d_model)``, the new conv window and the new SSM state (new tensors; the
+            inputs are not modified). Nothing here depends on how long the sequence already is,
+            so the shapes are fixed for a whole generation: what lets torch.compile fuse the
+            step once (:mod:`nvrepro.core.fast_decode`).
+        """
+        z, xBC, dt = torch.split(self.in_proj(hidden), [self.d_inner, self.conv_dim, self.n_heads],
+                                 dim=-1)
+        w, bias = self.conv1d.weight[:, 0], self.conv1d.bias  # (conv_dim, d_conv)
+        # Roll the window by one: drop the oldest input, append the new one.
+        window = torch.cat([conv_state[..., 1:], cast(xBC, conv_state.dtype)[..., None]], -1)
+        xBC = (cast(window, w.dtype) * w).sum(-1)
+        xBC = F.silu(xBC + bias if bias is not None else xBC)
+        x, B, C = self._split_xBC(xBC)
+        y, ssm_state = ssd_step(x, self._dt(dt), self._A(x.dtype), B, C, ssm_state, D=self.D)
+        return self.out_proj(self.norm(y.reshape(hidden.shape[0], self.d_inner), z)), window, ssm_state
 
     def _chunked(self, xBC: Tensor, dt: Tensor, state: Mamba2State | None, kernels: bool) -> Tensor:
         """Full / prefill path: ``xBC (b, l, conv_dim)``, raw ``dt (b, l, h)`` -> ``y (b, l, d_inner)``."""
@@ -252,22 +284,16 @@ class Mamba2Mixer(nn.Module):
             state.filled = True
         return y.reshape(b, l, self.d_inner)
 
-    def _step(self, xBC: Tensor, dt: Tensor, state: Mamba2State, kernels: bool) -> Tensor:
-        """Decode path: ``xBC (b, conv_dim)``, raw ``dt (b, h)`` -> ``y (b, d_inner)``; state updated."""
+    def _step_kernels(self, xBC: Tensor, dt: Tensor, state: Mamba2State) -> Tensor:
+        """Decode path on the mamba_ssm / causal_conv1d kernels (CUDA): ``xBC (b, conv_dim)``,
+        raw ``dt (b, h)`` -> ``y (b, d_inner)``; the state is updated in place."""
         w, bias = self.conv1d.weight[:, 0], self.conv1d.bias  # (conv_dim, k)
-        if kernels and causal_conv1d_update is not None and state.conv_state.dtype == xBC.dtype:
+        if causal_conv1d_update is not None and state.conv_state.dtype == xBC.dtype:
             xBC = causal_conv1d_update(xBC, state.conv_state, w, bias, "silu")  # in place
         else:
-            # Roll the window by one: drop the oldest input, append the new one.
             window = torch.cat([state.conv_state[..., 1:], cast(xBC, state.conv_state.dtype)[..., None]], -1)
             state.conv_state = window
-            xBC = (cast(window, w.dtype) * w).sum(-1)
-            xBC = F.silu(xBC + bias if bias is not None else xBC)
+            xBC = F.silu((cast(window, w.dtype) * w).sum(-1) + (bias if bias is not None else 0))
         x, B, C = self._split_xBC(xBC)
-        dt = self._dt(dt)
-        A = self._A(x.dtype)
-        if kernels:
-            y = state_update_kernel(x, dt, A, B, C, state.ssm_state, self.D)
-        else:
-            y, state.ssm_state = ssd_step(x, dt, A, B, C, state.ssm_state, D=self.D)
+        y = state_update_kernel(x, self._dt(dt), self._A(x.dtype), B, C, state.ssm_state, self.D)
         return y.reshape(xBC.shape[0], self.d_inner)
