@@ -1,6 +1,6 @@
 """``nvrepro bench``: speed ratios measured side by side in one run (not a test).
 
-    nvrepro bench [--only ssd|mixer|decode ...] [--quick] [--threads N] [--json FILE]
+    nvrepro bench [--only ssd|mixer|decode ...] [--quick] [--threads N] [--no-compile] [--json FILE]
 
 Three comparisons, each a ratio "how many times faster is the first than the second", with
 both sides timed interleaved in the same process (:mod:`nvrepro.core.timing`):
@@ -39,6 +39,7 @@ import torch
 
 from nvrepro.core.config import ModelConfig, model_config_from_yaml
 from nvrepro.core.decode import build_pair, time_decode
+from nvrepro.core.fast_decode import compile_available
 from nvrepro.core.layers.mamba2 import Mamba2Mixer
 from nvrepro.core.layers.ssd import ssd_chunked, ssd_naive
 from nvrepro.core.timing import available_cores, forward_backward, measure_side_by_side, num_threads
@@ -232,8 +233,13 @@ def bench_decode(cfg: ModelConfig, sizes: dict, seed: int = 0) -> list[Row]:
     contexts = sizes["contexts"]
     models = build_pair(cfg, max(contexts) + sizes["decode_steps"], seed=seed)
     judged = sizes["targets"].get("decode", (None, None, None))[2:]
+    modes = list(sizes["decode_modes"])
+    if "compiled" in modes and not compile_available()[0]:
+        print(f"note: torch.compile is not available here ({compile_available()[1]}); "
+              "decode is measured with eager steps only", file=sys.stderr)
+        modes.remove("compiled")
     rows = []
-    for mode in sizes["decode_modes"]:
+    for mode in modes:
         for context in contexts:
             r = time_decode(models, context, steps=sizes["decode_steps"], repeats=sizes["repeats"],
                             warmup=sizes["warmup"], seed=seed, compile=mode == "compiled")
@@ -268,10 +274,13 @@ def format_table(rows: list[Row]) -> str:
 
 
 def run(only: list[str] | None = None, quick: bool = False, threads: int | None = None,
-        config: str | Path = DEFAULT_CONFIG, seed: int = 0) -> dict:
+        config: str | Path = DEFAULT_CONFIG, seed: int = 0, compile: bool = True) -> dict:
     """Run the chosen benchmarks; returns ``{"threads", "cores", "load_average", "quick", "config",
-    "seed", "versions", "rows"}`` (``load_average``: the 1-minute load when the run started)."""
+    "seed", "versions", "rows"}`` (``load_average``: the 1-minute load when the run started).
+    ``compile=False`` measures decode with eager steps only."""
     sizes = SIZES["quick" if quick else "full"]
+    if not compile:
+        sizes = {**sizes, "decode_modes": [m for m in sizes["decode_modes"] if m != "compiled"]}
     cfg = model_config_from_yaml(config)
     threads = threads or available_cores()
     load = _load_average()  # before we add our own
@@ -306,11 +315,13 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"torch intra-op threads (default: all cores, here {available_cores()})")
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="model YAML (default: the toy hybrid)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-compile", action="store_true",
+                        help="decode: eager steps only (skip the torch.compile'd ones)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
     if args.threads is not None and args.threads <= 0:
         parser.error(f"--threads: must be a positive integer, got {args.threads}")
-    result = run(args.only, args.quick, args.threads, args.config, args.seed)
+    result = run(args.only, args.quick, args.threads, args.config, args.seed, compile=not args.no_compile)
     load = result["load_average"]
     print(f"nvrepro bench: {result['threads']} thread(s) of {result['cores']} cores"
           f"{f' (load average {load:.1f} at start)' if load is not None else ''}, torch "

@@ -26,6 +26,7 @@ the compiled one agrees to float rounding. Both update ``cache`` like the model'
 
 from __future__ import annotations
 
+import functools
 import types
 from dataclasses import dataclass
 
@@ -63,6 +64,20 @@ def split_segments(pattern: str) -> list[Segment]:
             blocks.append(i)
     segments.append(Segment(start, tuple(blocks), None))
     return segments
+
+
+@functools.cache
+def compile_available() -> tuple[bool, str]:
+    """Whether ``torch.compile`` works here (on CPU it needs a C++ compiler), and why not.
+
+    Tried once per process on a two-op function; ``(True, "")`` or ``(False, reason)``.
+    """
+    try:
+        fn = torch.compile(lambda x: torch.relu(x) * 2, fullgraph=True, dynamic=False)
+        fn(torch.ones(2))
+    except Exception as err:  # any backend failure means: fall back to eager steps
+        return False, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    return True, ""
 
 
 def _own_code(fn, name: str):

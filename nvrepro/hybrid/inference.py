@@ -16,13 +16,15 @@ arithmetic model, not a measurement, is what :func:`full_scale_table` applies to
 configs. :func:`decode_cost` *measures* the toy models on this CPU.
 
 Deviations from the paper: toy widths, float32, a CPU and pure PyTorch instead of H100s with
-fused kernels; the paper's throughput includes prefilling 65,536 tokens and decoding 1,024,
-whereas here decode steps are timed alone after the prefill.
+fused kernels (the paper profile compiles the decode steps with torch.compile instead,
+:mod:`nvrepro.core.fast_decode`); the paper's throughput includes prefilling 65,536 tokens and
+decoding 1,024, whereas here decode steps are timed alone after the prefill.
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from tqdm.auto import tqdm
 
 from nvrepro.core.config import ModelConfig, model_config_from_yaml
 from nvrepro.core.decode import build_pair, time_decode, weight_nbytes, with_max_seq_len
+from nvrepro.core.fast_decode import compile_available
 from nvrepro.core.info import DTYPE_BYTES, count_parameters, human_bytes, kv_cache_bytes, ssm_state_bytes
 from nvrepro.core.profiles import profile_settings
 from nvrepro.core.timing import num_threads
@@ -109,6 +112,10 @@ def decode_cost(profile: str = "smoke", seed: int = 0, contexts: list[int] | Non
                             warmup=warmup, compile=compile)
     contexts, steps = list(grid["contexts"]), grid["steps"]
     repeats, warmup, compile = grid["repeats"], grid["warmup"], grid["compile"]
+    if compile and not compile_available()[0]:
+        warnings.warn(f"torch.compile is not available here ({compile_available()[1]}); "
+                      "measuring eager decode steps instead", stacklevel=2)
+        compile = False
     cfg = model_config_from_yaml(config)
     models = build_pair(cfg, max(contexts) + steps, seed=seed)
     out = {name: dict(pattern=m.cfg.pattern, weight_bytes=weight_nbytes(m), seconds_per_token=[],

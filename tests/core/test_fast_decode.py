@@ -7,7 +7,7 @@ import torch
 
 from nvrepro.core.config import ModelConfig
 from nvrepro.core.decode import transformer_twin
-from nvrepro.core.fast_decode import DecodeStepper, Segment, split_segments
+from nvrepro.core.fast_decode import DecodeStepper, Segment, compile_available, split_segments
 from nvrepro.core.layers.attention import KVCache
 from nvrepro.core.lm import build_model
 
@@ -94,3 +94,9 @@ def test_bad_input_is_named():
         stepper(torch.zeros(1, dtype=torch.long), cache)
     with pytest.raises(ValueError, match="cache: full at 3 tokens"):
         stepper(torch.zeros(1, dtype=torch.long), cache)
+
+
+def test_compile_is_reported_available_here():
+    """This project's CI machine has a C++ compiler; elsewhere the bench falls back to eager steps."""
+    ok, reason = compile_available()
+    assert ok, reason
