@@ -20,6 +20,11 @@ Lightning ``Trainer`` (:func:`nvrepro.core.recipe.fit_from_yaml`):
 
 Profiles: ``"paper"`` trains the YAMLs as written (the figures); ``"smoke"`` overrides them to a
 few steps on a few examples, for tests. Same seed and thread count -> the same numbers.
+
+The paper profile caches each arm's trained weights, validation curve and training time under
+``build/why_hybrid/`` (:mod:`nvrepro.core.checkpoints`), keyed by the parsed YAML (steps
+included), the profile's overrides and the seed; a rerun loads them (``weights_only=True``) and
+only evaluates. The smoke profile never reads or writes the cache.
 """
 
 from __future__ import annotations
@@ -30,29 +35,39 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from nvrepro.core.checkpoints import cache_path, load_cached, save_cached
 from nvrepro.core.config import ModelConfig, model_config_from_yaml
 from nvrepro.core.profiles import profile_settings
-from nvrepro.core.recipe import datamodule_from_yaml, fit_from_yaml, init_args_from_yaml
+from nvrepro.core.recipe import (
+    datamodule_from_yaml,
+    fit_from_yaml,
+    init_args_from_yaml,
+    module_from_yaml,
+    read_cli_yaml,
+)
 from nvrepro.hybrid.arms import parameter_table
 
 ARMS = ("transformer", "mamba2", "hybrid")
 TASKS = ("mqar", "lm")
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "hybrid"
+CACHE_DIR = "why_hybrid"  # under build/ (nvrepro.core.checkpoints)
 
 # The LM claim: the hybrid's final validation loss is at most this much (relative) above the
 # Transformer's. Fixed before any run; the notebook states it.
 LM_MARGIN = 0.02
 
 # Smoke overrides (paper: the YAMLs as written, plus the size of the held-out recall test).
+# ``cache``: reuse trained weights from build/why_hybrid/ (paper only; smoke never touches it).
 PROFILES: dict[str, dict] = {
     "smoke": dict(
         mqar=dict(trainer=dict(max_steps=3, val_check_interval=3, limit_val_batches=1),
                   data=dict(num_kv_pairs=[1, 2, 8], lengths=[16, 32], num_train=8, num_val=4, batch_size=4),
-                  num_test=8),
+                  num_test=8, cache=False),
         lm=dict(trainer=dict(max_steps=4, val_check_interval=2, limit_val_batches=1),
-                data=dict(max_documents=40, batch_size=4, seq_len=64)),
+                data=dict(max_documents=40, batch_size=4, seq_len=64), cache=False),
     ),
-    "paper": dict(mqar=dict(trainer={}, data={}, num_test=256), lm=dict(trainer={}, data={})),
+    "paper": dict(mqar=dict(trainer={}, data={}, num_test=256, cache=True),
+                  lm=dict(trainer={}, data={}, cache=True)),
 }
 
 
@@ -94,6 +109,34 @@ class _Threads:
         torch.set_num_threads(self.old)
 
 
+def train_arm(path: Path, seed: int, prof: dict, *, cache: bool, metrics: tuple[str, ...] = ("val/loss",),
+              datamodule=None) -> tuple[torch.nn.Module, object, dict]:
+    """Train the arm of ``path`` as :func:`~nvrepro.core.recipe.fit_from_yaml` does, or load it.
+
+    ``prof`` holds the profile's ``trainer`` and ``data`` overrides. With ``cache``, the trained
+    weights, curve, steps and seconds are saved under ``build/why_hybrid/`` keyed by the parsed YAML
+    (model, data, trainer incl. ``max_steps``; comments do not count), the overrides, the seed and
+    ``metrics``; a later call with the same inputs loads them instead of
+    training. Returns ``(model, datamodule, run)`` with ``run = {"curve", "steps", "seconds",
+    "cached"}`` (``seconds``: the original training time, also when loaded).
+    """
+    ckpt = cache_path(CACHE_DIR, path.stem, read_cli_yaml(path), prof["trainer"], prof["data"], seed, list(metrics))
+    payload = load_cached(ckpt) if cache else None
+    if payload is None:
+        fit = fit_from_yaml(path, seed, trainer=prof["trainer"], data=prof["data"], datamodule=datamodule,
+                            metrics=metrics)
+        run = {"curve": fit.curve, "steps": fit.steps, "seconds": fit.seconds}
+        if cache:
+            save_cached(ckpt, {"state_dict": fit.module.model.state_dict(), **run})
+        return fit.module.model, fit.datamodule, {**run, "cached": False}
+    module = module_from_yaml(path)
+    module.model.load_state_dict(payload["state_dict"])
+    if datamodule is None:
+        datamodule = datamodule_from_yaml(path, **{"seed": seed, **prof["data"]})
+    run = {k: payload[k] for k in ("curve", "steps", "seconds")}
+    return module.model, datamodule, {**run, "cached": True}
+
+
 @torch.no_grad()
 def per_query_accuracy(model, dataset, batch_size: int = 64) -> float:
     """Share of supervised positions (labels != -100) where ``argmax(logits) == label``.
@@ -116,45 +159,46 @@ def per_query_accuracy(model, dataset, batch_size: int = 64) -> float:
 
 
 def mqar_recall(profile: str = "smoke", seed: int = 0, arms: tuple[str, ...] = ARMS, *,
-                threads: int | None = 1, progress: bool = True) -> dict:
+                threads: int | None = 1, progress: bool = True, cache: bool | None = None) -> dict:
     """Train each arm on the MQAR mixture of its YAML; per-query accuracy on every grid cell.
 
     Returns ``{"profile", "seed", "metric", "pairs", "lengths", "cells", "threads", "arms": {arm:
     {"accuracy": {length: [acc per pair count, None where the cell does not exist]},
-    "params", "pattern", "steps", "seconds", "curve": {"step", "val/loss", "val/acc"}}}}``.
-    ``threads`` intra-op threads (default 1: on a shared CPU one thread is steadier).
+    "params", "pattern", "steps", "seconds", "cached", "curve": {"step", "val/loss", "val/acc"}}}}``.
+    ``threads`` intra-op threads (default 1: on a shared CPU one thread is steadier); ``cache``
+    (default: the profile's) reuses weights trained before (:func:`train_arm`).
     """
     prof = _profile(profile, "mqar")
+    cache = prof["cache"] if cache is None else cache
     table = arm_table("mqar")
     out = {"profile": profile, "seed": seed, "metric": "per-query accuracy", "arms": {}}
     with _Threads(threads) as used:
         for arm in tqdm(arms, desc="MQAR arms", disable=not progress):
             path = config_path(arm, "mqar")
-            fit = fit_from_yaml(path, seed, trainer=prof["trainer"], data=prof["data"],
-                                metrics=("val/loss", "val/acc"))
-            dm = fit.datamodule
+            model, dm, run = train_arm(path, seed, prof, cache=cache, metrics=("val/loss", "val/acc"))
             tests = dm.test_sets(prof["num_test"])
             pairs, lengths = sorted(set(dm.num_kv_pairs)), sorted(set(dm.lengths))
-            acc = {l: [per_query_accuracy(fit.module.model, tests[(n, l)]) if (n, l) in tests else None
+            acc = {l: [per_query_accuracy(model, tests[(n, l)]) if (n, l) in tests else None
                        for n in pairs] for l in lengths}
             out["arms"][arm] = {"accuracy": acc, "params": table[arm]["params"],
-                                "pattern": table[arm]["pattern"], "steps": fit.steps,
-                                "seconds": fit.seconds, "curve": fit.curve}
+                                "pattern": table[arm]["pattern"], **run}
             out.update(pairs=pairs, lengths=lengths, cells=[list(c) for c in dm.cells],
                        vocab_size=dm.vocab_size, num_test=prof["num_test"], threads=used)
     return out
 
 
 def lm_curves(profile: str = "smoke", seed: int = 0, arms: tuple[str, ...] = ARMS, *,
-              threads: int | None = 1, progress: bool = True) -> dict:
+              threads: int | None = 1, progress: bool = True, cache: bool | None = None) -> dict:
     """Train each arm on the text corpus of its YAML; validation loss against steps.
 
     Arms whose YAMLs name the same data share one data module (the corpus is packed once; every
     arm sees the same batches in the same order). Returns ``{"profile", "seed", "threads",
     "arms": {arm: {"step": [...], "val_loss": [...], "final_val_loss", "params", "pattern",
-    "steps", "seconds"}}}`` (losses in nats per token; a token is a byte here).
+    "steps", "seconds", "cached"}}}`` (losses in nats per token; a token is a byte here).
+    ``cache`` as in :func:`mqar_recall`.
     """
     prof = _profile(profile, "lm")
+    cache = prof["cache"] if cache is None else cache
     table = arm_table("lm")
     out = {"profile": profile, "seed": seed, "arms": {}}
     shared: dict[str, object] = {}
@@ -164,12 +208,12 @@ def lm_curves(profile: str = "smoke", seed: int = 0, arms: tuple[str, ...] = ARM
             key = repr(init_args_from_yaml(path, "data"))
             if key not in shared:
                 shared[key] = datamodule_from_yaml(path, **{"seed": seed, **prof["data"]})
-            fit = fit_from_yaml(path, seed, trainer=prof["trainer"], datamodule=shared[key])
-            losses = fit.curve["val/loss"]
-            out["arms"][arm] = {"step": fit.curve["step"], "val_loss": losses,
+            _, _, run = train_arm(path, seed, prof, cache=cache, datamodule=shared[key])
+            losses = run["curve"]["val/loss"]
+            out["arms"][arm] = {"step": run["curve"]["step"], "val_loss": losses,
                                 "final_val_loss": losses[-1] if losses else math.nan,
                                 "params": table[arm]["params"], "pattern": table[arm]["pattern"],
-                                "steps": fit.steps, "seconds": fit.seconds}
+                                "steps": run["steps"], "seconds": run["seconds"], "cached": run["cached"]}
         out["threads"] = used
     return out
 

@@ -11,13 +11,23 @@ import yaml
 from nvrepro.core.config import ConfigError, ModelConfig, model_config_from_yaml
 from nvrepro.core.data import SyntheticDataset
 from nvrepro.core.data.mqar_mixture import MQARMixtureDataModule, mqar_grid
+from nvrepro.core.data.synthetic import make_mqar
 from nvrepro.core.info import count_parameters
+from nvrepro.core.module import causal_lm_loss
 from nvrepro.core.recipe import datamodule_from_yaml, trainer_kwargs_from_yaml
 from nvrepro.core.repro import REPO_ROOT
-from nvrepro.hybrid import exercises
+from nvrepro.hybrid import exercises, why_hybrid
 from nvrepro.hybrid.arms import attention_fraction, nemotron_pattern, solve_ffn_width
-from nvrepro.hybrid.why_hybrid import (ARMS, TASKS, arm_configs, config_path, lm_curves, mqar_recall,
-                                       per_query_accuracy, verdict)
+from nvrepro.hybrid.why_hybrid import (
+    ARMS,
+    TASKS,
+    arm_configs,
+    config_path,
+    lm_curves,
+    mqar_recall,
+    per_query_accuracy,
+    verdict,
+)
 
 CONFIGS = REPO_ROOT / "configs" / "hybrid"
 
@@ -149,6 +159,49 @@ def test_per_query_accuracy_counts_supervised_positions():
     assert per_query_accuracy(Fixed(), ds, batch_size=2) == pytest.approx(3 / 5)
 
 
+def test_mqar_loss_is_on_the_answer_positions_only():
+    """Hand-checked example: labels only where a query key sits, and the loss ignores the rest."""
+    ds = make_mqar(1, vocab_size=16, seq_len=12, num_kv_pairs=2, seed=0)
+    ids, labels = ds.input_ids[0], ds.labels[0]
+    keys, values = ids[0:4:2].tolist(), ids[1:4:2].tolist()
+    assert all(1 <= k < 8 for k in keys) and all(8 <= v < 16 for v in values)  # disjoint halves
+    answer = (labels != -100).nonzero().flatten().tolist()
+    assert len(answer) == 2 and all(p >= 4 for p in answer)  # one per query, none in the pairs
+    for p in answer:  # a query key, its value as the target (and next in the input)
+        assert int(labels[p]) == values[keys.index(int(ids[p]))] == int(ids[p + 1])
+    # The loss is the mean cross-entropy over exactly those positions: garbage logits elsewhere
+    # do not change it.
+    logits = torch.randn(1, 12, 16, generator=torch.Generator().manual_seed(0))
+    noisy = logits.clone()
+    others = [t for t in range(12) if t not in answer]
+    noisy[0, others] = 100 * torch.randn(len(others), 16)
+    expected = torch.stack([torch.nn.functional.cross_entropy(logits[0, p], labels[p]) for p in answer]).mean()
+    assert causal_lm_loss(logits, labels[None]) == pytest.approx(float(expected), rel=1e-6)
+    assert causal_lm_loss(noisy, labels[None]) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_train_arm_caches_and_the_second_call_loads(tmp_path, monkeypatch):
+    monkeypatch.setattr(why_hybrid, "CACHE_DIR", tmp_path)  # absolute: not under build/
+    calls = []
+    real_fit = why_hybrid.fit_from_yaml
+    monkeypatch.setattr(why_hybrid, "fit_from_yaml", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    prof = why_hybrid.PROFILES["smoke"]["mqar"]
+    path = config_path("transformer", "mqar")
+    model, dm, run = why_hybrid.train_arm(path, 0, prof, cache=True, metrics=("val/loss", "val/acc"))
+    assert len(calls) == 1 and run["cached"] is False and len(list(tmp_path.glob("*.pt"))) == 1
+    again, dm2, run2 = why_hybrid.train_arm(path, 0, prof, cache=True, metrics=("val/loss", "val/acc"))
+    assert len(calls) == 1, "the second call trained instead of loading"
+    assert run2["cached"] is True and run2["curve"] == run["curve"] and run2["steps"] == run["steps"]
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    assert dm2.cells == dm.cells
+    why_hybrid.train_arm(path, 1, prof, cache=True, metrics=("val/loss", "val/acc"))  # another seed: a new key
+    assert len(calls) == 2 and len(list(tmp_path.glob("*.pt"))) == 2
+
+
+def test_smoke_profile_does_not_use_the_cache():
+    assert why_hybrid.PROFILES["smoke"]["mqar"]["cache"] is False and why_hybrid.PROFILES["smoke"]["lm"]["cache"] is False
+
+
 # --- the experiments (smoke profile) -------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -166,7 +219,7 @@ def test_smoke_mqar_structure(smoke):
             for n, a in zip(mqar["pairs"], accs):
                 assert (a is None) == (4 * n > length)
                 assert a is None or 0.0 <= a <= 1.0
-        assert r["steps"] == 3 and r["curve"]["step"] == [3]
+        assert r["steps"] == 3 and r["curve"]["step"] == [3] and r["cached"] is False
     assert any(a is None for a in mqar["arms"]["hybrid"]["accuracy"][mqar["lengths"][0]])
 
 
