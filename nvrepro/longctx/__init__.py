@@ -23,9 +23,12 @@ Where the pieces live:
 * the RoPE explainer's tables and plots: :mod:`nvrepro.longctx.experiments`,
   :mod:`nvrepro.longctx.figures`, exercise checkers in :mod:`nvrepro.longctx.exercises`.
 
-* the toy extension experiment and its ablations: :mod:`nvrepro.longctx.data` (bible text mixed
-  with short retrieval probes; short-only toy instructions), :mod:`nvrepro.longctx.extension`
-  (pretrain once, extend with each method, evaluate; weights cached under ``build/ultralong/``),
+* the toy extension experiment and its ablations: :mod:`nvrepro.longctx.mixture` (retrieval-shaped
+  *training* documents: marked needles in bible-text haystacks and copy lists, disjoint from the
+  evaluation probes), :mod:`nvrepro.longctx.data` (bible text mixed with them; short-only toy
+  instructions), :mod:`nvrepro.longctx.extension` (a two-stage pretraining on those documents,
+  128-token rows then ``L``; extend with each method, evaluate; weights cached under
+  ``build/ultralong/``),
   :mod:`nvrepro.longctx.ablations` (separator, one vs two steps, short-only SFT).
 
 Notebooks: ``notebooks/ultralong/01_rope_scaling.ipynb``, ``02_context_extension.ipynb``,
@@ -38,6 +41,14 @@ Where the toy reproduction deviates from the paper:
   parallelism.
 * Data: one local corpus (the World English Bible) as the single "source" of the per-source
   upsampling, instead of a multi-domain pretraining mix; the sampler itself handles many sources.
+  The toy base is *taught* retrieval by a synthetic mixture only (copy lists and needles hidden
+  in bible text, short rows first), because Llama-3.1, the paper's starting point, already
+  retrieves at its trained length and a minutes-long byte-level pretraining on text never does;
+  the base is therefore not a text LM. Every arm's continued pretraining is half bible text, half
+  that mixture up to the new length.
+* Probes: the passkey and multi-key values follow a marker byte (``#12345``) that occurs nowhere
+  else in the prompt, and the question ends with it (:mod:`nvrepro.longctx.tasks`): at byte level
+  an unmarked key means matching a multi-byte phrase, which the toy model never learned.
 * Evaluation: RULER-*style* tasks (multi-key needles, variable tracking, common-word extraction)
   in the spirit of RULER (Hsieh et al. 2024, arXiv:2404.06654), not its exact templates, scored
   by exact match of the greedy answer tokens; short-context retention is the loss on short

@@ -1,7 +1,11 @@
 """The toy context-extension experiment of notebook 02 (UltraLong Sec. 3-4 at toy scale).
 
 1. Pretrain the toy Llama-like model of ``configs/ultralong/toy_pretrain.yaml`` at its short
-   context ``L`` on bible text mixed with short retrieval probes (:mod:`nvrepro.longctx.data`).
+   context ``L``, in two stages on the training-only documents of :mod:`nvrepro.longctx.mixture`
+   (copy lists; marked needles in bible-text haystacks; disjoint from the evaluation probes):
+   128-token rows first (``toy_pretrain_lookup.yaml``: grows the copy / induction heads that
+   retrieval needs), then documents up to ``L``. No plain-text rows: mixed in, they wiped the
+   copy heads before retrieval formed (see ``toy_pretrain.yaml``).
 2. For each RoPE scaling (``configs/ultralong/toy_extend_{none,linear,ntk,yarn}.yaml``): copy the
    weights, change only the RoPE scaling and ``max_seq_len`` to ``s L``, and continue
    pretraining briefly on length-upsampled documents packed to ``s L`` with a separator and no
@@ -39,12 +43,13 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs" / "ultralong"
 CACHE = ROOT / "build" / "ultralong"
 PRETRAIN_YAML = CONFIGS / "toy_pretrain.yaml"
+LOOKUP_YAML = CONFIGS / "toy_pretrain_lookup.yaml"
 
 # Steps and evaluation grids per profile; ``None`` steps = the YAML's trainer.max_steps.
 PROFILES = {
-    "smoke": dict(pretrain_steps=4, pretrain_batch=2, extend_steps=1, depths=[0.5], samples=1,
+    "smoke": dict(lookup_steps=2, pretrain_steps=4, pretrain_batch=2, extend_steps=1, depths=[0.5], samples=1,
                   lengths_factor=[1, 8], short_blocks=2, long_blocks=1, max_documents=200, ruler_tasks=["multikey"]),
-    "paper": dict(pretrain_steps=None, pretrain_batch=None, extend_steps=None, max_documents=None,
+    "paper": dict(lookup_steps=None, pretrain_steps=None, pretrain_batch=None, extend_steps=None, max_documents=None,
                   depths=[0.0, 0.25, 0.5, 0.75, 1.0], samples=2, lengths_factor=[1, 2, 4, 8], short_blocks=16, long_blocks=4,
                   ruler_tasks=list(RULER_TASKS)),
 }
@@ -122,11 +127,14 @@ def train(yaml: Path, *, seed: int, steps: int | None = None, init: tuple[str, d
 
 def pretrain_base(profile: str = "smoke", seed: int = 0, cache: bool = True, progress: bool = False
                   ) -> tuple[str, HybridLM]:
-    """The short-context base model of ``toy_pretrain.yaml`` (steps and batch from the profile)."""
+    """The short-context base model: ``toy_pretrain_lookup.yaml`` (stage 1, copies only), then
+    ``toy_pretrain.yaml`` from its weights (stage 2); steps and batch from the profile."""
     p = plan(profile)
-    data = data_overrides(p) | ({} if p["pretrain_batch"] is None else {"batch_size": p["pretrain_batch"]})
-    return train(PRETRAIN_YAML, seed=seed, steps=p["pretrain_steps"], data_overrides=data,
+    batch = {} if p["pretrain_batch"] is None else {"batch_size": p["pretrain_batch"]}
+    init = train(LOOKUP_YAML, seed=seed, steps=p["lookup_steps"], data_overrides=data_overrides(p) | batch,
                  cache=cache, progress=progress)
+    return train(PRETRAIN_YAML, seed=seed, steps=p["pretrain_steps"], data_overrides=data_overrides(p) | batch,
+                 init=(init[0], init[1].state_dict()), cache=cache, progress=progress)
 
 
 def short_docs(seed: int = 0, max_documents: int | None = None) -> tuple[list[list[int]], int]:
@@ -188,7 +196,8 @@ def extension_experiment(profile: str = "smoke", seed: int = 0, methods=METHODS,
                          progress: bool = True) -> dict:
     """Notebook 02: pretrain once, extend with each method, evaluate (module docstring).
 
-    Returns ``{"short_len", "factor", "lengths", "base": eval of the base at L only,
+    Returns ``{"short_len", "factor", "lengths", "base": the base's short-context loss and its
+    needle grid and RULER-style scores at ``L`` only,
     "methods": {method: {"eval": after continued pretraining, "short_loss_scaled",
     "loss_by_position_scaled": scaling alone}}}``.
     """
@@ -197,9 +206,14 @@ def extension_experiment(profile: str = "smoke", seed: int = 0, methods=METHODS,
     docs = short_docs(seed, p["max_documents"])
     with num_threads(1):
         base_loss = short_context_loss(base, docs[0], short_len(), docs[1], max_blocks=p["short_blocks"])
+        predict = greedy_predictor(base)  # retrieval at the trained length L, before any extension
+        base_niah = niah_grid(predict, [short_len()], p["depths"], p["samples"], seed=1000 + seed, progress=False)
+        base_ruler = ruler_scores(predict, [short_len()], p["ruler_tasks"], p["samples"], seed=1000 + seed,
+                                  progress=False)
     out = {"short_len": short_len(), "factor": p["lengths_factor"][-1],
            "lengths": [k * short_len() for k in p["lengths_factor"]],
-           "base": {"short_loss": base_loss}, "methods": {}, "profile": profile, "seed": seed}
+           "base": {"short_loss": base_loss, "niah_at_L": base_niah, "ruler_at_L": base_ruler},
+           "methods": {}, "profile": profile, "seed": seed}
     for method in methods:
         with num_threads(1):
             scaled = rescale(base, method)
@@ -231,7 +245,14 @@ def summary(result: dict) -> dict:
 def extension_claims(s: dict, margin: float = 0.25, loss_tolerance: float = 0.05) -> dict[str, bool]:
     """The issue's expected directions, each a named boolean, from :func:`summary`:
     YaRN at least as good as NTK and ``margin`` better than none at ``s L`` (needles and
-    RULER-style; loss in the last position bin of an ``s L`` block), and YaRN's short-context loss within ``loss_tolerance`` (relative) of the base."""
+    RULER-style; loss in the last position bin of an ``s L`` block), and YaRN's short-context loss
+    within ``loss_tolerance`` (relative) of no scaling's after the same continued pretraining.
+
+    The short-loss reference is the ``none`` arm, not the base: the toy base was never trained to
+    predict plain text (``configs/ultralong/toy_pretrain.yaml``), so every arm's text loss drops
+    far below the base's in the continued pretraining and "within 5% of the base" would hold
+    trivially. ``none`` computes exactly what the base computes below ``L`` and gets the same
+    training, so it isolates what the scaling itself costs at short context."""
     y, n, x = s["yarn"], s["ntk"], s["none"]
     return {
         "needle at sL: YaRN >= NTK": y["niah_at_sL"] >= n["niah_at_sL"],
@@ -240,5 +261,6 @@ def extension_claims(s: dict, margin: float = 0.25, loss_tolerance: float = 0.05
         "RULER-style at sL: YaRN > none": y["ruler_at_sL"] > x["ruler_at_sL"],
         "late-position loss at sL: YaRN <= NTK": y["late_loss"] <= n["late_loss"],
         "late-position loss at sL: YaRN < none": y["late_loss"] < x["late_loss"],
-        f"short loss: YaRN within {loss_tolerance:.0%} of the base": y["short_loss_change"] <= loss_tolerance,
+        f"short loss: YaRN within {loss_tolerance:.0%} of none (same training)":
+            y["short_loss"] <= (1 + loss_tolerance) * x["short_loss"],
     }

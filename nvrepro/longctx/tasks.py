@@ -6,10 +6,22 @@ Every generator returns a :class:`TaskExample`: ``prompt_ids`` (what the model r
 concatenating separately tokenized pieces (so the length is exact for any tokenizer). The same
 ``(task, length, seed, index)`` always gives the same example.
 
-* ``passkey``: :func:`nvrepro.core.data.passkey_example` (one 5-digit key at a chosen depth in
-  repeated filler) -- the needle-in-a-haystack probe of the length x depth heatmaps.
+* ``passkey``: the passkey prompt of :func:`nvrepro.core.data.passkey_example` (intro, repeated
+  filler, one 5-digit key at a chosen depth), with the key written ``#12345`` and the question
+  ending in ``#`` -- the needle-in-a-haystack probe of the length x depth heatmaps.
 * ``multikey`` (RULER "multi-key NIAH"): ``num_keys`` needles "The special magic number for
-  <word> is <digits>." at random depths; the question asks for one key's number.
+  <word> is <m><digits>." at random depths, each with its own marker byte ``<m>`` from
+  :data:`MARKERS`; the question asks for one key's number and ends with that key's marker.
+
+**Toy simplification (markers).** At byte level the byte before a value (a space) occurs
+everywhere, so retrieving "The pass key is 12345" means matching the multi-byte key "pass key
+is ": a 4-layer byte model trained for minutes never learned it (every probe 0%, even at the
+trained length). A marker byte that occurs nowhere else in the prompt (``#``, ``$``, ... are
+absent from the fillers and the bible corpus) makes the key unique at the byte level, so the
+one-token induction (find the earlier copy of the last token, copy what followed) that short
+copy documents train in a few hundred steps answers the probe. The tasks still measure what
+the paper's do -- find one fact at any depth, at lengths past the trained one -- with the key
+made easy; variable tracking and common words keep their formats (multi-hop and counting).
 * ``variable_tracking`` (RULER "VT"): a chain ``VAR A = 12345.``, ``VAR B = VAR A.``, ... of
   ``num_hops`` assignments plus a distractor chain with another value, spread through the filler;
   the answer lists the chain's variables in order.
@@ -26,15 +38,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nvrepro.core.config import ConfigError
-from nvrepro.core.data.synthetic import PASSKEY_FILLER, passkey_example
+from nvrepro.core.data.synthetic import PASSKEY_FILLER, PASSKEY_INTRO
 
 TASKS = ("passkey", "multikey", "variable_tracking", "common_words")
 RULER_TASKS = ("multikey", "variable_tracking", "common_words")
 
 MULTIKEY_INTRO = ("Some special magic numbers are hidden inside a lot of irrelevant text. "
                   "Find them and memorize them.\n")
-MULTIKEY_NEEDLE = "The special magic number for {key} is {value}. "
-MULTIKEY_QUESTION = "\nWhat is the special magic number for {key}? The special magic number for {key} is "
+MULTIKEY_NEEDLE = "The special magic number for {key} is {marker}{value}. "
+MULTIKEY_QUESTION = ("\nWhat is the special magic number for {key}? "
+                     "The special magic number for {key} is {marker}")
+PASSKEY_MARKER = "#"
+PASSKEY_NEEDLE = "The pass key is #{key}. Remember it. #{key} is the pass key. "
+PASSKEY_QUESTION = "\nWhat is the pass key? The pass key is #"
+# Marker bytes: none occurs in PASSKEY_FILLER or in the bible corpus of the toy runs.
+MARKERS = "#$%@*+=~^|<>"
 KEY_WORDS = ("apple", "river", "stone", "cloud", "tiger", "maple", "ocean", "piano", "lemon",
              "eagle", "candle", "forest", "silver", "garden", "rocket", "violet", "harbor",
              "pepper", "meadow", "falcon", "copper", "willow", "amber", "canyon")
@@ -95,31 +113,43 @@ def _budget(length: int, fixed: int, task: str) -> int:
 
 
 def passkey(length: int, depth: float, seed=0, tokenizer=None, num_digits: int = 5) -> TaskExample:
-    """Passkey retrieval at ``depth`` in [0, 1]; ``length`` tokens including the answer."""
+    """Passkey retrieval at ``depth`` in [0, 1]; ``length`` tokens including the answer.
+
+    Laid out as :func:`nvrepro.core.data.passkey_example` (intro, filler with the needle
+    ``round(depth * F)`` of its ``F`` tokens in, question, answer), with the marked needle."""
+    if not 0.0 <= float(depth) <= 1.0:
+        raise ConfigError(f"depth: must be in [0, 1], got {depth!r}")
     tok = _default_tokenizer(tokenizer)
     key = _digits(np.random.default_rng(seed), num_digits)
-    stream, start, m = passkey_example(tok, length - 1, key, depth)
-    return TaskExample("passkey", stream[:-m], stream[-m:], key, {"depth": float(depth), "needle_start": start})
+    intro, needle = tok.encode(PASSKEY_INTRO), tok.encode(PASSKEY_NEEDLE.format(key=key))
+    question, answer = tok.encode(PASSKEY_QUESTION), tok.encode(key)
+    budget = _budget(length, len(intro) + len(needle) + len(question) + len(answer), "passkey")
+    hay, (start,) = _haystack(tok.encode(PASSKEY_FILLER), budget, [needle], [float(depth)])
+    return TaskExample("passkey", intro + hay + question, answer, key,
+                       {"depth": float(depth), "needle_start": len(intro) + start})
 
 
 def multikey(length: int, seed=0, tokenizer=None, num_keys: int = 4, depth: float | None = None
              ) -> TaskExample:
     """Multi-key needle in a haystack; ``depth`` (optional) places the queried needle."""
-    if not 1 <= num_keys <= len(KEY_WORDS):
-        raise ConfigError(f"num_keys: must be in [1, {len(KEY_WORDS)}], got {num_keys}")
+    if not 1 <= num_keys <= min(len(KEY_WORDS), len(MARKERS)):
+        raise ConfigError(f"num_keys: must be in [1, {min(len(KEY_WORDS), len(MARKERS))}], got {num_keys}")
     tok = _default_tokenizer(tokenizer)
     rng = np.random.default_rng(seed)
     keys = [KEY_WORDS[i] for i in rng.choice(len(KEY_WORDS), size=num_keys, replace=False)]
     values = [_digits(rng) for _ in keys]
+    marks = [MARKERS[i] for i in rng.choice(len(MARKERS), size=num_keys, replace=False)]
     depths = sorted(rng.uniform(0, 1, size=num_keys).tolist())
     q = int(rng.integers(num_keys))
     if depth is not None:
         depths[q] = float(depth)
         order = np.argsort(depths, kind="stable")
         keys, values, depths = [keys[i] for i in order], [values[i] for i in order], [depths[i] for i in order]
+        marks = [marks[i] for i in order]
         q = int(np.flatnonzero(order == q)[0])
-    needles = [tok.encode(MULTIKEY_NEEDLE.format(key=k, value=v)) for k, v in zip(keys, values)]
-    intro, question = tok.encode(MULTIKEY_INTRO), tok.encode(MULTIKEY_QUESTION.format(key=keys[q]))
+    needles = [tok.encode(MULTIKEY_NEEDLE.format(key=k, marker=m, value=v)) for k, m, v in zip(keys, marks, values)]
+    intro = tok.encode(MULTIKEY_INTRO)
+    question = tok.encode(MULTIKEY_QUESTION.format(key=keys[q], marker=marks[q]))
     answer = tok.encode(values[q])
     fixed = len(intro) + sum(map(len, needles)) + len(question) + len(answer)
     hay, _ = _haystack(tok.encode(PASSKEY_FILLER), _budget(length, fixed, "multikey"), needles, depths)

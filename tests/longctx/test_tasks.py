@@ -17,13 +17,15 @@ TOK = ByteTokenizer()
 # --- independent readers: regular expressions over the decoded prompt ------------------------
 
 def read_passkey(text: str) -> str:
-    return re.search(r"The pass key is (\d+)\. Remember it\. \1 is the pass key\.", text).group(1)
+    assert text.endswith("The pass key is #") and text.count("#") == 3  # the marker: needle twice + question
+    return re.search(r"The pass key is #(\d+)\. Remember it\. #\1 is the pass key\.", text).group(1)
 
 
 def read_multikey(text: str) -> str:
-    key = re.search(r"What is the special magic number for (\w+)\?", text).group(1)
-    found = dict(re.findall(r"The special magic number for (\w+) is (\d+)\. ", text))
-    return found[key]
+    key, marker = re.search(r"What is the special magic number for (\w+)\? .* is (\W)$", text).groups()
+    found = {k: (m, v) for k, m, v in re.findall(r"The special magic number for (\w+) is (\W)(\d+)\. ", text)}
+    assert found[key][0] == marker and text.count(marker) == 2  # the marker is unique to its needle
+    return found[key][1]
 
 
 def read_variable_tracking(text: str) -> str:
@@ -112,3 +114,16 @@ def test_grid_and_ruler_scores_with_independent_readers():
 
     out = ruler_scores(read_any, lengths=[600, 1500], num_samples=2, progress=False)
     assert out["average"] == [1.0, 1.0] and set(out["tasks"]) == {"multikey", "variable_tracking", "common_words"}
+
+
+def test_marker_bytes_occur_nowhere_but_before_the_values():
+    from nvrepro.core.data.synthetic import PASSKEY_FILLER, PASSKEY_INTRO
+    from nvrepro.longctx.tasks import MARKERS, MULTIKEY_INTRO
+
+    assert len(set(MARKERS)) == len(MARKERS)
+    assert not set(MARKERS) & set(PASSKEY_FILLER + PASSKEY_INTRO + MULTIKEY_INTRO)
+    for e in make_examples("multikey", 900, 4, seed=3, num_keys=6):
+        text = TOK.decode(e.prompt_ids)
+        marker = text[-1]
+        assert marker in MARKERS and text.index(marker) + 1 == text.index(e.answer)  # marker, then value
+        assert sum(text.count(m) for m in MARKERS) == 6 + 1  # one per needle, one in the question
