@@ -15,21 +15,20 @@
    scaling alone; after the continued pretraining).
 
 Trained weights are cached under ``build/ultralong/`` keyed by everything that determines them
-(YAML text, overrides, steps, seed and the parent's key), loaded with ``weights_only=True``; a
-fresh clone simply trains them. Notebook 03 reuses the base and the YaRN arm.
+(YAML text, overrides, steps, seed and the parent's key) by :mod:`nvrepro.core.checkpoints`,
+loaded with ``weights_only=True``; a fresh clone simply trains them. Notebook 03 reuses the base and the YaRN arm.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from pathlib import Path
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 
+from nvrepro.core.checkpoints import cache_key, cache_path, load_cached, save_cached
 from nvrepro.core.config import ConfigError
 from nvrepro.core.data.longctx import pack_with_separator
 from nvrepro.core.lm import HybridLM
@@ -79,10 +78,6 @@ def data_overrides(p: dict) -> dict:
     return {} if p["max_documents"] is None else {"max_documents": p["max_documents"]}
 
 
-def _key(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def _fit(module, datamodule, steps: int, progress: bool) -> None:
     trainer = L.Trainer(accelerator="auto", devices=1, max_steps=steps, logger=False,
                         enable_checkpointing=False, limit_val_batches=0, enable_model_summary=False,
@@ -107,21 +102,21 @@ def train(yaml: Path, *, seed: int, steps: int | None = None, init: tuple[str, d
             model_cfg[k] = v
     steps = steps or int(read_cli_yaml(yaml)["trainer"]["max_steps"])
     data_overrides = {**(data_overrides or {}), "seed": seed}
-    key = _key(Path(yaml).read_text(), model_cfg, data_overrides, steps, seed, init and init[0])
-    path = CACHE / f"{Path(yaml).stem}-{key}.pt"
+    parts = (Path(yaml).read_text(), model_cfg, data_overrides, steps, seed, init and init[0])
+    key, path = cache_key(*parts), cache_path(CACHE, Path(yaml).stem, *parts)
     L.seed_everything(seed, verbose=False)
     extra = {"init_from": None} if "init_from" in margs else {}
     module = module_from_yaml(yaml, model=model_cfg, **extra)
-    if cache and path.is_file():
-        module.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    state = load_cached(path) if cache else None
+    if state is not None:
+        module.model.load_state_dict(state)
         return key, module.model
     if init is not None:
         module.model.load_state_dict(init[1])
     with num_threads(1):
         _fit(module, datamodule_from_yaml(yaml, **data_overrides), steps, progress)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(module.model.state_dict(), path)
+        save_cached(path, module.model.state_dict())
     return key, module.model
 
 
