@@ -18,7 +18,7 @@ Every bracket has fixed shapes for a whole generation, so ``compile=True`` hands
 ``torch.compile`` (static shapes: it compiles once and never recompiles as the cache grows) and
 the C++/Triton kernels it generates replace the per-op dispatch. The attention cores stay
 torch's ``scaled_dot_product_attention`` over the cache, eager, for both model families alike.
-A hybrid has as many segments as attention layers plus one; a Transformer one per layer pair.
+A model runs one segment more than it has attention layers.
 
 The eager stepper (``compile=False``) computes exactly what ``model(ids[:, None], cache)`` does;
 the compiled one agrees to float rounding. Both update ``cache`` like the model's forward.

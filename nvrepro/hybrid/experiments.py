@@ -16,6 +16,7 @@ import torch
 from nvrepro.core.bench import ssd_inputs
 from nvrepro.core.layers.ssd import ssd_chunked, ssd_naive
 from nvrepro.core.profiles import profile_settings
+from nvrepro.core.timing import num_threads
 
 # Per-profile grids. "naive" is the token-by-token recurrence (a Python loop: slow but linear
 # memory); "quadratic" is the dual, attention-like form y = (L ∘ C Bᵀ)(Δx) over the whole
@@ -104,13 +105,8 @@ def ssd_scaling(profile: str = "smoke", seed: int = 0, lengths: list[int] | None
     shape = dict(batch=batch, heads=heads, head_dim=head_dim, groups=groups, state=state)
     limits = {"naive": naive_max, "quadratic": quadratic_max, "chunked": max(lengths)}
 
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(threads or old_threads)
-    try:
+    with num_threads(threads or None) as used_threads:
         forms, equivalence = _scaling_grid(lengths, limits, shape, chunk_size, repeats, seed)
-    finally:
-        used_threads = torch.get_num_threads()
-        torch.set_num_threads(old_threads)
 
     config = dict(shape, chunk_size=chunk_size, repeats=repeats, naive_max=naive_max,
                   quadratic_max=quadratic_max, timing_dtype="float32", threads=used_threads)

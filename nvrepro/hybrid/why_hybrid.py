@@ -45,6 +45,7 @@ from nvrepro.core.recipe import (
     module_from_yaml,
     read_cli_yaml,
 )
+from nvrepro.core.timing import num_threads
 from nvrepro.hybrid.arms import parameter_table
 
 ARMS = ("transformer", "mamba2", "hybrid")
@@ -92,21 +93,6 @@ def arm_table(task: str = "lm") -> dict[str, dict]:
 
 def _profile(profile: str, task: str) -> dict:
     return profile_settings(PROFILES, profile)[task]
-
-
-class _Threads:
-    """Run with ``n`` intra-op threads (None: leave torch's setting), restored on exit."""
-
-    def __init__(self, n: int | None):
-        self.n, self.old = n, torch.get_num_threads()
-
-    def __enter__(self):
-        if self.n:
-            torch.set_num_threads(self.n)
-        return torch.get_num_threads()
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.old)
 
 
 def train_arm(path: Path, seed: int, prof: dict, *, cache: bool, metrics: tuple[str, ...] = ("val/loss",),
@@ -172,7 +158,7 @@ def mqar_recall(profile: str = "smoke", seed: int = 0, arms: tuple[str, ...] = A
     cache = prof["cache"] if cache is None else cache
     table = arm_table("mqar")
     out = {"profile": profile, "seed": seed, "metric": "per-query accuracy", "arms": {}}
-    with _Threads(threads) as used:
+    with num_threads(threads) as used:
         for arm in tqdm(arms, desc="MQAR arms", disable=not progress):
             path = config_path(arm, "mqar")
             model, dm, run = train_arm(path, seed, prof, cache=cache, metrics=("val/loss", "val/acc"))
@@ -202,7 +188,7 @@ def lm_curves(profile: str = "smoke", seed: int = 0, arms: tuple[str, ...] = ARM
     table = arm_table("lm")
     out = {"profile": profile, "seed": seed, "arms": {}}
     shared: dict[str, object] = {}
-    with _Threads(threads) as used:
+    with num_threads(threads) as used:
         for arm in tqdm(arms, desc="LM arms", disable=not progress):
             path = config_path(arm, "lm")
             key = repr(init_args_from_yaml(path, "data"))

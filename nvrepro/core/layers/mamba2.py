@@ -258,14 +258,19 @@ class Mamba2Mixer(nn.Module):
         """
         z, xBC, dt = torch.split(self.in_proj(hidden), [self.d_inner, self.conv_dim, self.n_heads],
                                  dim=-1)
-        w, bias = self.conv1d.weight[:, 0], self.conv1d.bias  # (conv_dim, d_conv)
-        # Roll the window by one: drop the oldest input, append the new one.
-        window = torch.cat([conv_state[..., 1:], cast(xBC, conv_state.dtype)[..., None]], -1)
-        xBC = (cast(window, w.dtype) * w).sum(-1)
-        xBC = F.silu(xBC + bias if bias is not None else xBC)
+        xBC, window = self._conv_step(xBC, conv_state)
         x, B, C = self._split_xBC(xBC)
         y, ssm_state = ssd_step(x, self._dt(dt), self._A(x.dtype), B, C, ssm_state, D=self.D)
         return self.out_proj(self.norm(y.reshape(hidden.shape[0], self.d_inner), z)), window, ssm_state
+
+    def _conv_step(self, xBC: Tensor, conv_state: Tensor) -> tuple[Tensor, Tensor]:
+        """One step of the causal depthwise conv + SiLU: ``xBC (b, conv_dim)`` and the window
+        ``(b, conv_dim, d_conv)`` -> conv output ``(b, conv_dim)`` and the new window."""
+        w, bias = self.conv1d.weight[:, 0], self.conv1d.bias  # (conv_dim, d_conv)
+        # Roll the window by one: drop the oldest input, append the new one.
+        window = torch.cat([conv_state[..., 1:], cast(xBC, conv_state.dtype)[..., None]], -1)
+        out = (cast(window, w.dtype) * w).sum(-1)
+        return F.silu(out + bias if bias is not None else out), window
 
     def _chunked(self, xBC: Tensor, dt: Tensor, state: Mamba2State | None, kernels: bool) -> Tensor:
         """Full / prefill path: ``xBC (b, l, conv_dim)``, raw ``dt (b, l, h)`` -> ``y (b, l, d_inner)``."""
@@ -291,9 +296,7 @@ class Mamba2Mixer(nn.Module):
         if causal_conv1d_update is not None and state.conv_state.dtype == xBC.dtype:
             xBC = causal_conv1d_update(xBC, state.conv_state, w, bias, "silu")  # in place
         else:
-            window = torch.cat([state.conv_state[..., 1:], cast(xBC, state.conv_state.dtype)[..., None]], -1)
-            state.conv_state = window
-            xBC = F.silu((cast(window, w.dtype) * w).sum(-1) + (bias if bias is not None else 0))
+            xBC, state.conv_state = self._conv_step(xBC, state.conv_state)
         x, B, C = self._split_xBC(xBC)
         y = state_update_kernel(x, self._dt(dt), self._A(x.dtype), B, C, state.ssm_state, self.D)
         return y.reshape(xBC.shape[0], self.d_inner)
