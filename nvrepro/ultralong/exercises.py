@@ -118,8 +118,8 @@ def check_yarn_untouched(count: int | None, *, verbose: bool = True) -> Check:
 def check_unchanged_short_loss(method: str | None, result: dict, *, verbose: bool = True) -> Check:
     """Exercise 02(a): which method leaves the short-context loss *exactly* at the base model's
     before any continued pretraining? Checked against the measured ``result`` of
-    :func:`nvrepro.longctx.extension.extension_experiment` and the frequencies themselves."""
-    from nvrepro.longctx.extension import PRETRAIN_YAML, arm_yaml
+    :func:`nvrepro.ultralong.extension.extension_experiment` and the frequencies themselves."""
+    from nvrepro.ultralong.extension import PRETRAIN_YAML, arm_yaml
 
     if method is None:
         return report(Check(None, "set `method` to 'none', 'linear', 'ntk' or 'yarn'."), verbose)
@@ -170,7 +170,7 @@ def check_two_step_tokens(ratio: float | None, *, verbose: bool = True) -> Check
     """Exercise 03(a): tokens trained on by the two-step arm divided by the one-step arm's, from
     ``toy_extend_yarn.yaml`` (half the steps at ``s L / 2``, half at ``s L``, same batch size)."""
     from nvrepro.core.recipe import read_cli_yaml
-    from nvrepro.longctx.extension import arm_yaml
+    from nvrepro.ultralong.extension import arm_yaml
 
     cfg = read_cli_yaml(arm_yaml("yarn"))
     steps, batch = cfg["trainer"]["max_steps"], cfg["data"]["init_args"]["batch_size"]

@@ -6,9 +6,9 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from nvrepro.longctx import exercises
-from nvrepro.longctx.experiments import rope_scaling_table, rope_summary, unseen_angle_fraction
-from nvrepro.longctx.figures import rope_explorer
+from nvrepro.ultralong import exercises
+from nvrepro.ultralong.experiments import rope_scaling_table, rope_summary, unseen_angle_fraction
+from nvrepro.ultralong.figures import rope_explorer
 
 
 def test_unseen_angle_fraction_closed_form():

@@ -1,7 +1,7 @@
 """The toy context-extension experiment of notebook 02 (UltraLong Sec. 3-4 at toy scale).
 
 1. Pretrain the toy Llama-like model of ``configs/ultralong/toy_pretrain.yaml`` at its short
-   context ``L``, in two stages on the training-only documents of :mod:`nvrepro.longctx.mixture`
+   context ``L``, in two stages on the training-only documents of :mod:`nvrepro.ultralong.mixture`
    (copy lists; marked needles in bible-text haystacks; disjoint from the evaluation probes):
    128-token rows first (``toy_pretrain_lookup.yaml``: grows the copy / induction heads that
    retrieval needs), then documents up to ``L``. No plain-text rows: mixed in, they wiped the
@@ -34,9 +34,9 @@ from nvrepro.core.data.longctx import pack_with_separator
 from nvrepro.core.lm import HybridLM
 from nvrepro.core.recipe import datamodule_from_yaml, init_args_from_yaml, module_from_yaml, read_cli_yaml
 from nvrepro.core.timing import num_threads
-from nvrepro.longctx.evaluate import greedy_predictor, niah_grid, ruler_scores, short_context_loss
-from nvrepro.longctx.experiments import METHODS
-from nvrepro.longctx.tasks import RULER_TASKS
+from nvrepro.ultralong.evaluate import greedy_predictor, niah_grid, ruler_scores, short_context_loss
+from nvrepro.ultralong.experiments import METHODS
+from nvrepro.ultralong.tasks import RULER_TASKS
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs" / "ultralong"

@@ -6,16 +6,16 @@ pretraining text is full of "look it up earlier in the context" patterns; this m
 compact dose of them so that copy / induction heads form at toy scale, *without* ever showing the
 model an evaluation probe:
 
-* templates, keys and fillers here share no sentence with :mod:`nvrepro.longctx.tasks` (the
+* templates, keys and fillers here share no sentence with :mod:`nvrepro.ultralong.tasks` (the
   passkey "The pass key is ...", the "special magic number" needles, ``VAR`` chains, the
   grass-is-green filler): the haystack is a span of a *training* document, the needles are
   :data:`NEEDLES` (``"The secret code is %4821. "``, ...), and the question ends by repeating the
   needle's prefix up to its marker byte, so answering is a lookup that the evaluation tasks also
   need;
 * values are 3-6 digit numbers or made-up words; keys are drawn from :data:`KEYS` (disjoint from
-  :data:`nvrepro.longctx.tasks.KEY_WORDS`); every needle of a document has its own marker byte
-  from :data:`nvrepro.longctx.tasks.MARKERS` right before its value (the toy simplification of
-  :mod:`nvrepro.longctx.tasks`: the marker makes the key unique at the byte level). The markers
+  :data:`nvrepro.ultralong.tasks.KEY_WORDS`); every needle of a document has its own marker byte
+  from :data:`nvrepro.ultralong.tasks.MARKERS` right before its value (the toy simplification of
+  :mod:`nvrepro.ultralong.tasks`: the marker makes the key unique at the byte level). The markers
   are the one thing shared with the probes: they are the "alphabet" of keys, like digits are of
   values; instances (templates, keys, values, haystacks, seeds) are not shared.
 
@@ -45,7 +45,7 @@ from torch.utils.data import Dataset
 
 from nvrepro.core.config import ConfigError
 from nvrepro.core.data.tokenizers import ByteTokenizer
-from nvrepro.longctx.tasks import MARKERS
+from nvrepro.ultralong.tasks import MARKERS
 
 IGNORE = -100
 KINDS = ("needle", "copy")

@@ -28,7 +28,7 @@ from nvrepro.core.info import kv_cache_bytes
 from nvrepro.core.lm import HybridLM
 from nvrepro.core.module import causal_lm_loss
 from nvrepro.core.timing import num_threads
-from nvrepro.longctx.tasks import RULER_TASKS, TaskExample, make_examples, passkey
+from nvrepro.ultralong.tasks import RULER_TASKS, TaskExample, make_examples, passkey
 
 Predictor = Callable[[Sequence[int], int], Sequence[int]]
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from nvrepro.core.config import ConfigError, model_config_from_yaml
-from nvrepro.longctx import exercises
-from nvrepro.longctx.ablations import INSTRUCT_YAML, ablation_claims
-from nvrepro.longctx.extension import LOOKUP_YAML, PRETRAIN_YAML, arm_yaml, extension_claims, plan, rescale, short_len, train
+from nvrepro.ultralong import exercises
+from nvrepro.ultralong.ablations import INSTRUCT_YAML, ablation_claims
+from nvrepro.ultralong.extension import LOOKUP_YAML, PRETRAIN_YAML, arm_yaml, extension_claims, plan, rescale, short_len, train
 from nvrepro.core.recipe import read_cli_yaml
 
 
@@ -114,8 +114,8 @@ def test_response_loss_matches_masked_lm_loss():
     from nvrepro.core.config import AttentionConfig, FFNConfig, ModelConfig
     from nvrepro.core.lm import HybridLM
     from nvrepro.core.module import causal_lm_loss
-    from nvrepro.longctx.ablations import response_loss
-    from nvrepro.longctx.tasks import TaskExample
+    from nvrepro.ultralong.ablations import response_loss
+    from nvrepro.ultralong.tasks import TaskExample
 
     torch.manual_seed(0)
     model = HybridLM(ModelConfig(pattern="*-", d_model=32, vocab_size=260, max_seq_len=64,

@@ -5,12 +5,12 @@ needle-in-a-haystack heatmaps would be all zeros whatever the RoPE scaling (and 
 first version that mixed in short copies of the evaluation probes themselves, answers only
 supervised). Real pretraining mixes hold plenty of "look something up earlier in the context"
 text; here a fraction of the training rows is made of the *training-only* documents of
-:mod:`nvrepro.longctx.mixture` (needles in bible-text haystacks, copy lists), whose templates,
-keys and fillers are disjoint from the evaluation probes of :mod:`nvrepro.longctx.tasks`.
+:mod:`nvrepro.ultralong.mixture` (needles in bible-text haystacks, copy lists), whose templates,
+keys and fillers are disjoint from the evaluation probes of :mod:`nvrepro.ultralong.tasks`.
 
 * :class:`RetrievalMixDataModule`: :class:`~nvrepro.core.data.longctx.LongContextDataModule`
   (length-upsampled text packed with a separator) whose train split gets ``retrieval_fraction``
-  of its rows from :class:`~nvrepro.longctx.mixture.MixtureRows` (``1.0``: mixture rows only, the
+  of its rows from :class:`~nvrepro.ultralong.mixture.MixtureRows` (``1.0``: mixture rows only, the
   first stage of the toy pretraining curriculum). Document lengths run from ``retrieval_min_len``
   to ``retrieval_max_len`` (default: ``seq_len``, so the continued pretraining at ``s L`` also
   sees long needle documents, as the paper's long documents hold long-range dependencies).
@@ -30,7 +30,7 @@ from nvrepro.core.config import ConfigError
 from nvrepro.core.data.datamodules import _pos_int
 from nvrepro.core.data.longctx import LongContextDataModule
 from nvrepro.core.data.tokenizers import ByteTokenizer
-from nvrepro.longctx.mixture import KINDS, MixtureRows
+from nvrepro.ultralong.mixture import KINDS, MixtureRows
 
 IGNORE = -100
 INSTRUCTION_TEMPLATE = "### Instruction:\nRepeat the text below.\n{text}\n### Response:\n"

@@ -6,9 +6,9 @@ import torch
 
 from nvrepro.core.config import ModelConfig
 from nvrepro.core.lm import build_model
-from nvrepro.longctx.evaluate import context_reach, greedy_predictor, short_context_loss
-from nvrepro.longctx.module import ContextExtensionModule
-from nvrepro.longctx.tasks import make_examples
+from nvrepro.ultralong.evaluate import context_reach, greedy_predictor, short_context_loss
+from nvrepro.ultralong.module import ContextExtensionModule
+from nvrepro.ultralong.tasks import make_examples
 
 
 def tiny(max_seq_len=1024, **attention):

@@ -8,15 +8,15 @@ import torch
 from nvrepro.core.config import ConfigError
 from nvrepro.core.data.synthetic import PASSKEY_FILLER
 from nvrepro.core.data.tokenizers import ByteTokenizer
-from nvrepro.longctx import tasks
-from nvrepro.longctx.data import InstructionRows, RetrievalMixDataModule, ShortInstructionDataModule
-from nvrepro.longctx.evaluate import niah_grid, ruler_scores
-from nvrepro.longctx.mixture import (COPY_AGAIN, COPY_HEAD, INTRO, KEYS, NEEDLES, MixtureRows, copy_document,
+from nvrepro.ultralong import tasks
+from nvrepro.ultralong.data import InstructionRows, RetrievalMixDataModule, ShortInstructionDataModule
+from nvrepro.ultralong.evaluate import niah_grid, ruler_scores
+from nvrepro.ultralong.mixture import (COPY_AGAIN, COPY_HEAD, INTRO, KEYS, NEEDLES, MixtureRows, copy_document,
                                      needle_document)
 
 TOK = ByteTokenizer()
 HAY = TOK.encode("In the beginning God created the heavens and the earth. " * 8)
-# Fixed pieces of every evaluation probe (nvrepro.longctx.tasks): none may occur in training rows.
+# Fixed pieces of every evaluation probe (nvrepro.ultralong.tasks): none may occur in training rows.
 EVAL_PIECES = ("pass key", "special magic number", "VAR ", "Some of them appear more often",
                PASSKEY_FILLER.split(". ")[0], tasks.VT_INTRO[:30], tasks.CWE_INTRO[:30])
 

@@ -8,8 +8,8 @@ import pytest
 
 from nvrepro.core.config import ConfigError
 from nvrepro.core.data import ByteTokenizer
-from nvrepro.longctx.evaluate import exact_match, niah_grid, oracle_predictor, ruler_scores, score
-from nvrepro.longctx.tasks import TASKS, make_examples
+from nvrepro.ultralong.evaluate import exact_match, niah_grid, oracle_predictor, ruler_scores, score
+from nvrepro.ultralong.tasks import TASKS, make_examples
 
 TOK = ByteTokenizer()
 
@@ -118,7 +118,7 @@ def test_grid_and_ruler_scores_with_independent_readers():
 
 def test_marker_bytes_occur_nowhere_but_before_the_values():
     from nvrepro.core.data.synthetic import PASSKEY_FILLER, PASSKEY_INTRO
-    from nvrepro.longctx.tasks import MARKERS, MULTIKEY_INTRO
+    from nvrepro.ultralong.tasks import MARKERS, MULTIKEY_INTRO
 
     assert len(set(MARKERS)) == len(MARKERS)
     assert not set(MARKERS) & set(PASSKEY_FILLER + PASSKEY_INTRO + MULTIKEY_INTRO)

@@ -16,20 +16,20 @@ Where the pieces live:
 * RoPE scaling (none, PI, NTK-aware, YaRN, Llama-3.1's ``llama3``):
   :mod:`nvrepro.core.layers.rope_scaling`, configured by ``AttentionConfig.rope_scaling``;
 * packing, separator, cross-document mask, length upsampling: :mod:`nvrepro.core.data.longctx`;
-* evaluation: :mod:`nvrepro.longctx.tasks` (passkey / needle-in-a-haystack and RULER-style
-  tasks, generated deterministically) and :mod:`nvrepro.longctx.evaluate` (greedy generation
+* evaluation: :mod:`nvrepro.ultralong.tasks` (passkey / needle-in-a-haystack and RULER-style
+  tasks, generated deterministically) and :mod:`nvrepro.ultralong.evaluate` (greedy generation
   through the caches, exact match, grids over length x depth, short-context loss);
-* continued pretraining from a checkpoint: :class:`nvrepro.longctx.module.ContextExtensionModule`;
-* the RoPE explainer's tables and plots: :mod:`nvrepro.longctx.experiments`,
-  :mod:`nvrepro.longctx.figures`, exercise checkers in :mod:`nvrepro.longctx.exercises`.
+* continued pretraining from a checkpoint: :class:`nvrepro.ultralong.module.ContextExtensionModule`;
+* the RoPE explainer's tables and plots: :mod:`nvrepro.ultralong.experiments`,
+  :mod:`nvrepro.ultralong.figures`, exercise checkers in :mod:`nvrepro.ultralong.exercises`.
 
-* the toy extension experiment and its ablations: :mod:`nvrepro.longctx.mixture` (retrieval-shaped
+* the toy extension experiment and its ablations: :mod:`nvrepro.ultralong.mixture` (retrieval-shaped
   *training* documents: marked needles in bible-text haystacks and copy lists, disjoint from the
-  evaluation probes), :mod:`nvrepro.longctx.data` (bible text mixed with them; short-only toy
-  instructions), :mod:`nvrepro.longctx.extension` (a two-stage pretraining on those documents,
+  evaluation probes), :mod:`nvrepro.ultralong.data` (bible text mixed with them; short-only toy
+  instructions), :mod:`nvrepro.ultralong.extension` (a two-stage pretraining on those documents,
   128-token rows then ``L``; extend with each method, evaluate; weights cached under
   ``build/ultralong/``),
-  :mod:`nvrepro.longctx.ablations` (separator, one vs two steps, short-only SFT).
+  :mod:`nvrepro.ultralong.ablations` (separator, one vs two steps, short-only SFT).
 
 Notebooks: ``notebooks/ultralong/01_rope_scaling.ipynb``, ``02_context_extension.ipynb``,
 ``03_ablations.ipynb``.
@@ -47,7 +47,7 @@ Where the toy reproduction deviates from the paper:
   the base is therefore not a text LM. Every arm's continued pretraining is half bible text, half
   that mixture up to the new length.
 * Probes: the passkey and multi-key values follow a marker byte (``#12345``) that occurs nowhere
-  else in the prompt, and the question ends with it (:mod:`nvrepro.longctx.tasks`): at byte level
+  else in the prompt, and the question ends with it (:mod:`nvrepro.ultralong.tasks`): at byte level
   an unmarked key means matching a multi-byte phrase, which the toy model never learned.
 * Evaluation: RULER-*style* tasks (multi-key needles, variable tracking, common-word extraction)
   in the spirit of RULER (Hsieh et al. 2024, arXiv:2404.06654), not its exact templates, scored

@@ -1,6 +1,6 @@
 """The ablations of notebook 03 (UltraLong Sec. 4.3 / Table 3 and Sec. 3.2), on the YaRN arm.
 
-All arms start from the base of :func:`nvrepro.longctx.extension.pretrain_base` and use
+All arms start from the base of :func:`nvrepro.ultralong.extension.pretrain_base` and use
 ``configs/ultralong/toy_extend_yarn.yaml`` with the same seed (so the same data order):
 
 * **separator**: the recipe (documents joined by ``<eos>``, no cross-document mask);
@@ -21,11 +21,11 @@ import torch.nn.functional as F
 
 from nvrepro.core.recipe import init_args_from_yaml, read_cli_yaml
 from nvrepro.core.timing import num_threads
-from nvrepro.longctx.data import InstructionRows
-from nvrepro.longctx.evaluate import greedy_predictor, score
-from nvrepro.longctx.extension import (CONFIGS, arm_yaml, data_overrides, evaluate, plan, pretrain_base, short_docs,
+from nvrepro.ultralong.data import InstructionRows
+from nvrepro.ultralong.evaluate import greedy_predictor, score
+from nvrepro.ultralong.extension import (CONFIGS, arm_yaml, data_overrides, evaluate, plan, pretrain_base, short_docs,
                                        short_len, train)
-from nvrepro.longctx.tasks import TaskExample
+from nvrepro.ultralong.tasks import TaskExample
 
 INSTRUCT_YAML = CONFIGS / "toy_instruct_yarn.yaml"
 ARMS = ("separator", "no_separator", "two_step", "instruct")
