@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import types
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -125,11 +126,16 @@ class DecodeStepper:
     ``stepper(ids, cache) -> logits (b, vocab_size)`` for ``ids`` of shape ``(b,)`` or
     ``(b, 1)``; ``cache`` (from ``model.allocate_cache``, usually after a prefill) advances by
     one token. ``compile=True`` compiles each segment with ``torch.compile`` on the first call
-    (seconds per segment; the attention cores stay eager). Pure-PyTorch paths only: on CUDA
-    with mamba_ssm installed, ``model(ids, cache)`` uses its fused kernels instead.
+    (seconds per segment; the attention cores stay eager); where :func:`compile_available` says
+    it cannot run, it warns and steps eagerly instead (``compiled`` says which). Pure-PyTorch
+    paths only: on CUDA with mamba_ssm installed, ``model(ids, cache)`` uses its fused kernels.
     """
 
     def __init__(self, model: HybridLM, compile: bool = False):
+        if compile and not compile_available()[0]:
+            warnings.warn(f"torch.compile is not available here ({compile_available()[1]}); "
+                          "decoding with eager steps, which compute the same logits", stacklevel=2)
+            compile = False
         self.model, self.compiled = model, compile
         self.segments = split_segments(model.cfg.pattern)
         self.mamba_layers = [[i for i in s.blocks if model.layers[i].kind == "M"] for s in self.segments]

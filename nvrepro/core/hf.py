@@ -20,11 +20,16 @@ piece lines up with ours:
 * Mamba-2 mixer: same ``in_proj`` split ``[z, xBC, dt]``, depthwise causal conv + SiLU,
   ``softplus(dt + dt_bias)``, ``A = -exp(A_log)``, ``D`` skip, gated RMSNorm *after* the gate over
   ``n_groups`` groups of ``d_inner / n_groups`` channels, eps = ``layer_norm_epsilon`` everywhere.
-  One difference: its mixer ignores ``time_step_limit`` and clamps Δ from below at
-  ``time_step_min`` in the chunked (prefill) path only, never in the one-token decode path. We
-  export ``time_step_min = 0`` (softplus is positive, so the clamp is a no-op and both paths are
-  unclamped, as ours is with ``dt_limit = (0, inf)``) and keep our init-only ``dt_min`` under
-  ``nvrepro_mamba_dt_min``; any other ``mamba.dt_limit`` has no equivalent and is refused.
+  The clamp on Δ is where transformers versions differ, so nvrepro measures it at run time
+  (:func:`transformers_time_step_rule`, pure-PyTorch path) instead of assuming one. Seen so far:
+  5.24's mixer clamps Δ from below at ``time_step_min`` in the chunked (prefill) path and ignores
+  ``time_step_limit``; 5.25's clamps Δ to ``time_step_limit`` there instead; neither clamps in its
+  one-token decode path (read in their source, not measured). We export ``time_step_min = 0``
+  and ``time_step_limit = (0, inf)``: softplus is positive, so either rule is a no-op and every
+  version computes Δ unclamped, as ours does with ``dt_limit = (0, inf)``; our init-only
+  ``dt_min`` goes under ``nvrepro_mamba_dt_min``. Any other ``mamba.dt_limit`` is refused (no value
+  means the same to every version), and importing a file with ``time_step_min > 0`` warns when
+  the measured rule says the installed transformers clamps at it (nvrepro does not).
 * attention: GQA with scale ``head_dim ** -0.5`` and no positional encoding (NoPE); RoPE is refused.
 * FFN: ``down(relu(up(x))**2)``, no biases (``mlp_hidden_act = relu2``); SwiGLU is refused.
 * ``lm_head`` is never tied to the embedding (``_tied_weights_keys`` is empty); tied models are
@@ -39,12 +44,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import sys
+import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -110,8 +117,13 @@ def to_hf_config(cfg: ModelConfig) -> dict[str, Any]:
         _refuse(f.activation == "relu2", "ffn.activation",
                 f"its FFN is non-gated squared ReLU ('relu2'), got {f.activation!r}")
     if "M" in cfg.pattern:
-        _refuse(tuple(m.dt_limit) == (0.0, math.inf), "mamba.dt_limit",
-                f"its Mamba-2 mixer ignores time_step_limit (only (0, inf) is equivalent), got {m.dt_limit}")
+        if tuple(m.dt_limit) != (0.0, math.inf):
+            rule = transformers_time_step_rule()
+            installed = rule.describe() if rule else "no transformers NemotronH is installed here"
+            _refuse(False, "mamba.dt_limit",
+                    "transformers versions clamp Δ differently (some at time_step_min, ignoring "
+                    "time_step_limit; others at time_step_limit, in prefill only), so only (0, inf), "
+                    f"a no-op for all, means the same to each ({installed}); got {m.dt_limit}")
     hf: dict[str, Any] = {
         "architectures": ["NemotronHForCausalLM"],
         "model_type": "nemotron_h",
@@ -183,9 +195,14 @@ def from_hf_config(hf: dict[str, Any]) -> ModelConfig:
     limit = tuple(_json_float(v) for v in hf.get("time_step_limit", (0.0, math.inf)))
     t_min = float(hf.get("time_step_min", 0.001))
     if "M" in pattern and t_min > 0:
-        warnings.warn(f"time_step_min={t_min}: transformers clamps Δ >= time_step_min in its prefill "
-                      f"path only; nvrepro applies time_step_limit={limit} in both paths, so outputs "
-                      "differ wherever softplus(dt + dt_bias) < time_step_min", stacklevel=2)
+        rule = transformers_time_step_rule()
+        if rule is None or rule.clamps_at_time_step_min:  # measured to clamp, or unmeasurable
+            installed = rule.describe() if rule else (
+                "no transformers NemotronH is installed here to measure; versions that clamp Δ >= "
+                "time_step_min exist")
+            warnings.warn(f"time_step_min={t_min}: {installed}; nvrepro clamps Δ only to time_step_limit="
+                          f"{limit}, so its outputs differ from those of a transformers that clamps at "
+                          "time_step_min wherever softplus(dt + dt_bias) < time_step_min", stacklevel=2)
     defaults = ModelConfig().mamba
     mamba = {
         "n_heads": hf["mamba_num_heads"], "head_dim": hf["mamba_head_dim"],
@@ -308,6 +325,64 @@ def import_hf(path, dtype: torch.dtype | None = None) -> HybridLM:
         raise KeyError(f"hf: weights do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
     model.load_state_dict(state)
     return model.to(dtype or torch.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+class TimeStepRule(NamedTuple):
+    """Which settings the installed transformers' NemotronH reads to clamp Δ in prefill."""
+
+    version: str
+    clamps_at_time_step_min: bool  # Δ >= time_step_min
+    applies_time_step_limit: bool  # Δ clamped into time_step_limit
+
+    def describe(self) -> str:
+        read = [name for name, used in (("time_step_min", self.clamps_at_time_step_min),
+                                        ("time_step_limit", self.applies_time_step_limit)) if used]
+        return (f"transformers {self.version}'s NemotronH clamps Δ in prefill at "
+                f"{' and '.join(read) or 'neither time_step_min nor time_step_limit'} (measured)")
+
+
+# One Mamba-2 layer, 8 tokens = two chunks: the chunked (prefill) path.
+PROBE_CONFIG = ModelConfig(pattern="M", d_model=16, vocab_size=8, max_seq_len=8,
+                           mamba={"n_heads": 2, "head_dim": 8, "d_state": 4, "chunk_size": 4})
+
+
+@functools.cache
+def transformers_time_step_rule() -> TimeStepRule | None:
+    """Measure, once per process, which clamp the installed transformers applies to Δ in prefill.
+
+    A one-layer Mamba-2 model with N(0, 1) weights, zero dt rows in ``in_proj`` and
+    ``dt_bias = -10`` has Δ = softplus(-10) ≈ 4.5e-5 at every position. It is exported by
+    :func:`export_hf` and loaded by ``NemotronHForCausalLM.from_pretrained`` three times: as
+    exported, with ``time_step_min = 0.5`` and with ``time_step_limit = (0.5, inf)``. A clamp that
+    lifts Δ to 0.5 moves the logits by O(1), so a change of more than 1e-3 of their scale says the
+    setting is read. None when transformers has no NemotronH. The global RNG is left untouched.
+    """
+    try:
+        from transformers import NemotronHForCausalLM, __version__
+    except ImportError:
+        return None
+    with tempfile.TemporaryDirectory() as tmp, torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(0)
+        model = HybridLM(PROBE_CONFIG)
+        for p in model.parameters():
+            p.normal_()
+        mixer = model.layers[0].mixer
+        mixer.in_proj.weight[-mixer.n_heads:] = 0.0
+        mixer.dt_bias.fill_(-10.0)
+        export_hf(model, tmp)
+        ids = torch.arange(PROBE_CONFIG.vocab_size)[None]
+
+        def logits(**change):
+            return NemotronHForCausalLM.from_pretrained(tmp, **change).eval()(ids).logits
+
+        base = logits()
+
+        def moved(out):
+            return bool((out - base).abs().max() > 1e-3 * base.abs().max())
+
+        return TimeStepRule(__version__, moved(logits(time_step_min=0.5)),
+                            moved(logits(time_step_limit=(0.5, math.inf))))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -66,22 +66,75 @@ def test_stepping_from_an_empty_cache_equals_a_full_forward():
     torch.testing.assert_close(got, model(ids), rtol=1e-10, atol=1e-10)
 
 
-def test_compiled_steps_agree_with_eager_ones():
+def own_decoding(model, ids, prefill: int):
+    """Reference: logits of ``model(ids[:, t:t+1], cache)`` for each t after a prefill, stacked."""
+    cache = model.allocate_cache(ids.shape[0], ids.shape[1])
+    model(ids[:, :prefill], cache)
+    return torch.stack([model(ids[:, t:t + 1], cache)[:, 0] for t in range(prefill, ids.shape[1])], 1)
+
+
+def stepper_decoding(model, stepper, ids, prefill: int):
+    """The same steps through ``stepper``, from a prefill by the model's own forward."""
+    cache = model.allocate_cache(ids.shape[0], ids.shape[1])
+    model(ids[:, :prefill], cache)
+    return torch.stack([stepper(ids[:, t], cache) for t in range(prefill, ids.shape[1])], 1)
+
+
+@pytest.fixture
+def fresh_compile_probe():
+    """compile_available() is cached per process: measure again, before and after the test."""
+    compile_available.cache_clear()
+    yield
+    compile_available.cache_clear()
+
+
+def test_compiled_steps_go_through_torch_compile_and_match_the_models_decoding(monkeypatch):
+    ok, reason = compile_available()
+    if not ok:
+        pytest.skip(f"torch.compile cannot run here ({reason}); the eager fallback is tested instead")
+    calls, real_compile = [], torch.compile
+
+    def recording_compile(fn, **kwargs):  # the real torch.compile, counting calls to its result
+        compiled = real_compile(fn, **kwargs)
+
+        def run(*args):
+            calls.append(fn.__name__)
+            return compiled(*args)
+        return run
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
     hybrid = small_model("M-*-M-", torch.float32)
     twin = build_model(transformer_twin(hybrid.cfg)).eval()
+    ids = torch.randint(0, 50, (1, 12), generator=torch.Generator().manual_seed(3))
     for model in (hybrid, twin):
-        ids = torch.randint(0, 50, (1, 12), generator=torch.Generator().manual_seed(3))
-        eager_cache, compiled_cache = model.allocate_cache(1, 12), model.allocate_cache(1, 12)
-        model(ids[:, :8], eager_cache)
-        model(ids[:, :8], compiled_cache)
-        eager, compiled = model.decode_stepper(), model.decode_stepper(compile=True)
+        calls.clear()
         started = time.perf_counter()
-        for t in range(8, 12):
-            torch.testing.assert_close(compiled(ids[:, t], compiled_cache), eager(ids[:, t], eager_cache),
-                                       rtol=1e-4, atol=1e-5)
+        stepper = model.decode_stepper(compile=True)
+        got = stepper_decoding(model, stepper, ids, 8)
         print(f"{model.cfg.pattern}: compiled and ran 4 steps in {time.perf_counter() - started:.1f} s")
+        assert stepper.compiled
+        assert calls == [f"decode_segment_{n}" for _ in range(4) for n in range(len(stepper.segments))]
+        torch.testing.assert_close(got, own_decoding(model, ids, 8), rtol=1e-4, atol=1e-5)
     # Kept per model, so that a second use does not compile again.
     assert hybrid.decode_stepper(compile=True) is hybrid.decode_stepper(compile=True)
+
+
+def test_where_compiling_fails_steps_are_eager_with_the_same_logits(monkeypatch, fresh_compile_probe):
+    """Simulated: a torch.compile whose compiled functions fail when run, as one without a working
+    C++ compiler does on a CPU. The stepper warns, never calls them, and decodes eagerly."""
+    def broken_compile(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found (simulated)")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    model = small_model("M-*M-")
+    with pytest.warns(UserWarning, match="torch.compile is not available here .*C\\+\\+ compiler"):
+        stepper = DecodeStepper(model, compile=True)
+    assert not stepper.compiled
+    ids = torch.randint(0, 50, (2, 10), generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(stepper_decoding(model, stepper, ids, 6), own_decoding(model, ids, 6),
+                               rtol=1e-12, atol=1e-12)
 
 
 def test_bad_input_is_named():
@@ -94,9 +147,3 @@ def test_bad_input_is_named():
         stepper(torch.zeros(1, dtype=torch.long), cache)
     with pytest.raises(ValueError, match="cache: full at 3 tokens"):
         stepper(torch.zeros(1, dtype=torch.long), cache)
-
-
-def test_compile_is_reported_available_here():
-    """This project's CI machine has a C++ compiler; elsewhere the bench falls back to eager steps."""
-    ok, reason = compile_available()
-    assert ok, reason

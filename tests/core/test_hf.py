@@ -1,29 +1,40 @@
 """HF interop: an exported HybridLM and its transformers NemotronH twin compute the same thing.
 
-transformers' NemotronHForCausalLM (pure-PyTorch path on CPU) is the independent reference.
+transformers' NemotronHForCausalLM (pure-PyTorch path on CPU) is the independent reference;
+tests that need it skip, saying so, where the installed transformers has no NemotronH.
 """
 
 import json
 import pathlib
+import warnings
 
 import pytest
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
+import nvrepro.core.hf as hf_module
 from nvrepro.core.cli import main
 from nvrepro.core.config import ConfigError, ModelConfig, model_config_from_yaml
-from nvrepro.core.hf import export_hf, from_hf_config, import_hf, to_hf_config, to_hf_state_dict
+from nvrepro.core.hf import (TimeStepRule, export_hf, from_hf_config, import_hf, to_hf_config,
+                             to_hf_state_dict, transformers_time_step_rule)
 from nvrepro.core.lm import build_model
 from nvrepro.core.module import CausalLMModule
 
-transformers = pytest.importorskip("transformers")
+try:
+    import transformers
+except ImportError:
+    transformers = None
+needs_nemotron_h = pytest.mark.skipif(
+    not hasattr(transformers, "NemotronHForCausalLM"),
+    reason=f"the installed transformers ({getattr(transformers, '__version__', 'none')}) has no "
+           "NemotronHForCausalLM to compare against")
 CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "configs" / "hybrid"
 
 # All three layer kinds, n_groups > 1 (B/C sharing and the grouped gated norm), GQA, and prompts
 # longer than chunk_size (chunked SSD with a ragged tail). init_std 0.2 gives O(1) logits, so
 # 1e-4 is a real tolerance. Δ is initialised in [1e-4, 1e-2], straddling transformers' default
-# time_step_min (1e-3), so its prefill-only clamp would show if the export left it on.
+# time_step_min (1e-3), so a clamp at it would show (see the canary below).
 TINY = dict(pattern="M*-M-*M", d_model=32, vocab_size=64, max_seq_len=64, init_std=0.2,
             mamba=dict(n_heads=4, head_dim=8, d_state=8, n_groups=2, chunk_size=4,
                        dt_min=1e-4, dt_max=1e-2),
@@ -45,9 +56,15 @@ def load_hf(path):
 
 
 @pytest.fixture(scope="module")
-def twin(tmp_path_factory):
+def exported(tmp_path_factory):
+    """The tiny model and its export directory (no transformers needed)."""
     model = tiny_model()
-    out = export_hf(model, tmp_path_factory.mktemp("hf"))
+    return model, export_hf(model, tmp_path_factory.mktemp("hf"))
+
+
+@pytest.fixture(scope="module")
+def twin(exported):
+    model, out = exported
     return model, load_hf(out), out
 
 
@@ -56,12 +73,14 @@ def prompt():
     return torch.randint(0, TINY["vocab_size"], (2, 11), generator=torch.Generator().manual_seed(1))
 
 
+@needs_nemotron_h
 @torch.no_grad()
 def test_logits_match_transformers(twin, prompt):
     model, hf, _ = twin
     torch.testing.assert_close(hf(prompt).logits, model(prompt), atol=1e-4, rtol=0)
 
 
+@needs_nemotron_h
 @torch.no_grad()
 def test_greedy_continuation_matches_transformers_cached_generate(twin, prompt):
     model, hf, _ = twin
@@ -71,6 +90,7 @@ def test_greedy_continuation_matches_transformers_cached_generate(twin, prompt):
     assert torch.equal(ours, theirs)
 
 
+@needs_nemotron_h
 @torch.no_grad()
 def test_attention_free_model_without_conv_bias_runs_in_transformers(prompt, tmp_path):
     """No attention layer: transformers' cache cannot hold it, so the export sets use_cache off."""
@@ -82,20 +102,44 @@ def test_attention_free_model_without_conv_bias_runs_in_transformers(prompt, tmp
     assert torch.equal(hf.generate(prompt, max_new_tokens=4, do_sample=False), model.generate(prompt, 4))
 
 
+@needs_nemotron_h
 @torch.no_grad()
-def test_transformers_default_time_step_min_would_change_the_logits(twin, prompt, tmp_path):
-    """Why the export writes time_step_min = 0: transformers clamps Δ >= time_step_min in prefill."""
-    model, _, out = twin
-    for name in ("config.json", "model.safetensors"):
-        (tmp_path / name).write_bytes((out / name).read_bytes())
-    cfg = json.loads((tmp_path / "config.json").read_text())
-    cfg["time_step_min"] = 1e-3
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    assert (load_hf(tmp_path)(prompt).logits - model(prompt)).abs().max() > 1e-3
+def test_canary_does_transformers_clamp_delta_at_time_step_min(twin, prompt, tmp_path):
+    """Canary: does the installed transformers clamp Δ >= time_step_min in prefill? (Seen: 5.24
+    does; 5.25 does not, it reads time_step_limit.) The warning it emits says which, every run.
+
+    Measured by reloading the export with transformers' default time_step_min = 1e-3 in place of
+    the exported 0: Δ is initialised in [1e-4, 1e-2], so a clamp at 1e-3 moves the logits by
+    more than 1e-3. Either way nvrepro must match transformers on its own export (time_step_min
+    = 0), its run-time probe must agree with this measurement, and importing the 1e-3 file must
+    warn exactly when transformers clamps (nvrepro never does: the import equals the original).
+    """
+    model, hf, out = twin
+    exported = json.loads((out / "config.json").read_text())
+    assert (exported["time_step_min"], exported["time_step_limit"]) == (0.0, [0.0, float("inf")])
+    (tmp_path / "model.safetensors").write_bytes((out / "model.safetensors").read_bytes())
+    (tmp_path / "config.json").write_text(json.dumps({**exported, "time_step_min": 1e-3}))
+    ours = model(prompt)
+    clamps = bool((load_hf(tmp_path)(prompt).logits - ours).abs().max() > 1e-3)
+    verdict = (f"canary: transformers {transformers.__version__} "
+               f"{'clamps' if clamps else 'does not clamp'} Δ >= time_step_min in prefill; nvrepro "
+               "exports time_step_min = 0 so both agree, and warns on importing time_step_min > 0 "
+               f"{'(it does here)' if clamps else 'only where a transformers clamps (not here)'}")
+    warnings.warn(verdict)
+
+    torch.testing.assert_close(hf(prompt).logits, ours, atol=1e-4, rtol=0, msg=lambda m: f"{verdict}\n{m}")
+    rule = transformers_time_step_rule()
+    assert rule.clamps_at_time_step_min == clamps, f"{verdict}; but the probe says: {rule.describe()}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        imported = import_hf(tmp_path)
+    warned = any("time_step_min=0.001" in str(w.message) for w in caught)
+    assert warned == clamps, f"{verdict}; import warned: {warned}"
+    torch.testing.assert_close(imported(prompt), ours, atol=1e-5, rtol=0)
 
 
-def test_import_of_export_round_trips_exactly(twin):
-    model, _, out = twin
+def test_import_of_export_round_trips_exactly(exported):
+    model, out = exported
     back = import_hf(out)
     assert back.cfg == model.cfg
     original = model.state_dict()
@@ -105,8 +149,8 @@ def test_import_of_export_round_trips_exactly(twin):
         assert torch.equal(restored[name], value), name
 
 
-def test_bfloat16_export_stores_rounded_weights(twin, tmp_path):
-    model, _, _ = twin
+def test_bfloat16_export_stores_rounded_weights(exported, tmp_path):
+    model, _ = exported
     out = export_hf(model, tmp_path, dtype="bfloat16")
     assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
     assert {t.dtype for t in load_file(out / "model.safetensors").values()} == {torch.bfloat16}
@@ -115,26 +159,38 @@ def test_bfloat16_export_stores_rounded_weights(twin, tmp_path):
         assert torch.equal(back.state_dict()[name], value.to(torch.bfloat16).float()), name
 
 
+@needs_nemotron_h
 @torch.no_grad()
-def test_import_reads_transformers_own_and_nvidia_layouts(twin, prompt, tmp_path):
-    """What save_pretrained writes (layers_block_type, Infinity as {"__float__": ...}) and NVIDIA's
-    release layout (``backbone.`` prefix, legacy layer names) both import to the same model."""
+def test_import_reads_what_transformers_save_pretrained_writes(twin, prompt, tmp_path):
+    """Whatever layout the installed transformers saves (5.x: layers_block_type, Infinity as
+    {"__float__": ...}) imports to a model with transformers' logits."""
     _, hf, _ = twin
-    hf.save_pretrained(tmp_path / "saved")
-    saved = json.loads((tmp_path / "saved" / "config.json").read_text())
-    assert "layers_block_type" in saved  # the 5.x spelling, not our hybrid_override_pattern
-    expected = hf(prompt).logits
-    torch.testing.assert_close(import_hf(tmp_path / "saved")(prompt), expected, atol=1e-4, rtol=0)
+    hf.save_pretrained(tmp_path)
+    torch.testing.assert_close(import_hf(tmp_path)(prompt), hf(prompt).logits, atol=1e-4, rtol=0)
 
-    legacy = tmp_path / "legacy"
-    legacy.mkdir()
-    saved["layers_block_type"] = [{"linear_attention": "mamba", "full_attention": "attention"}.get(t, t)
-                                  for t in saved["layers_block_type"]]
-    (legacy / "config.json").write_text(json.dumps(saved))
-    tensors = load_file(tmp_path / "saved" / "model.safetensors")
-    save_file({k.replace("model.", "backbone.", 1): v for k, v in tensors.items()},
-              legacy / "model.safetensors")
-    torch.testing.assert_close(import_hf(legacy)(prompt), expected, atol=1e-4, rtol=0)
+
+LAYER_NAMES = {  # the pattern as a layers_block_type list, in transformers 5.x's and legacy names
+    "5.x": {"M": "linear_attention", "*": "full_attention", "-": "mlp"},
+    "legacy": {"M": "mamba", "*": "attention", "-": "mlp"},
+}
+
+
+@pytest.mark.parametrize("names, prefix", [("5.x", "model."), ("legacy", "backbone.")])
+def test_import_reads_layer_lists_and_nvidia_prefix(exported, tmp_path, names, prefix):
+    """layers_block_type lists instead of the pattern string, ``{"__float__": "Infinity"}``, and
+    NVIDIA's ``backbone.`` prefix, written here by hand, import to the original weights."""
+    model, out = exported
+    cfg = json.loads((out / "config.json").read_text())
+    del cfg["hybrid_override_pattern"]
+    cfg["layers_block_type"] = [LAYER_NAMES[names][c] for c in TINY["pattern"]]
+    cfg["time_step_limit"] = [0.0, {"__float__": "Infinity"}]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    tensors = load_file(out / "model.safetensors")
+    save_file({k.replace("model.", prefix, 1): v for k, v in tensors.items()}, tmp_path / "model.safetensors")
+    back = import_hf(tmp_path)
+    assert back.cfg == model.cfg
+    for name, value in model.state_dict().items():
+        assert torch.equal(back.state_dict()[name], value), name
 
 
 @pytest.mark.parametrize("change, field", [
@@ -169,14 +225,23 @@ def test_unsupported_hf_configs_name_the_field(change, field):
         from_hf_config(hf)
 
 
-def test_import_warns_about_transformers_prefill_clamp():
+@pytest.mark.parametrize("rule, warns", [
+    (TimeStepRule("x", clamps_at_time_step_min=True, applies_time_step_limit=False), True),
+    (TimeStepRule("y", clamps_at_time_step_min=False, applies_time_step_limit=True), False),
+    (None, True),  # no NemotronH installed to measure: versions that clamp exist
+])
+def test_import_warns_about_time_step_min_where_transformers_clamps_at_it(monkeypatch, rule, warns):
+    monkeypatch.setattr(hf_module, "transformers_time_step_rule", lambda: rule)
     hf = {**to_hf_config(ModelConfig.from_dict(TINY)), "time_step_min": 1e-3}
     del hf["nvrepro_mamba_dt_min"]
-    with pytest.warns(UserWarning, match="time_step_min"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         cfg = from_hf_config(hf)
+    assert [str(w.message).startswith("time_step_min=0.001") for w in caught] == ([True] if warns else [])
     assert cfg.mamba.dt_min == 1e-3 and cfg.mamba.dt_limit == (0.0, float("inf"))
 
 
+@needs_nemotron_h
 @torch.no_grad()
 def test_cli_export_import_export(tmp_path, capsys, prompt):
     config = tmp_path / "tiny.yaml"
@@ -207,6 +272,7 @@ def test_cli_export_import_export(tmp_path, capsys, prompt):
 NEMOTRON_H = ("nemotron_h_8b", "nemotron_h_47b", "nemotron_h_56b")
 
 
+@needs_nemotron_h
 @pytest.mark.parametrize("name", NEMOTRON_H)
 def test_full_scale_configs_build_the_same_tensors_in_transformers(name):
     """The real configs map onto transformers' own module tree: same names, same shapes (meta)."""

@@ -4,8 +4,10 @@ References are computed here independently: scales from the formula with Python 
 rounding with torch's own float8 casts, layer counts from the pattern string.
 """
 
+import contextlib
 import sys
 import types
+import warnings
 
 import lightning as L
 import pytest
@@ -191,56 +193,104 @@ def test_transformer_engine_is_a_clear_error_without_it():
         attach_to_trainer(module.model, module.fp8_config, L.Trainer(accelerator="cpu", logger=False).precision_plugin)
 
 
-def test_transformer_engine_path_converts_only_eligible_linears(monkeypatch):
-    """With a stand-in for TE (not installable here): which linears become te.Linear, weights
-    copied, the plugin's blanket conversion off and its recipe set to current scaling."""
-    from lightning.fabric.plugins.precision.transformer_engine import TransformerEnginePrecision
+@pytest.fixture
+def stand_in_te(monkeypatch, tmp_path):
+    """A stand-in for Transformer Engine (not installable here): ``te.Linear``, the two recipes,
+    and an ``fp8_autocast`` that records the recipe it is given. Importable, and visible to
+    install checks through a ``dist-info`` on ``sys.path``."""
 
-    class Linear(nn.Linear):  # stands in for te.Linear
+    class Linear(nn.Linear):
+        __module__ = "transformer_engine.pytorch"  # where TE's layers come from
+
         def __init__(self, i, o, bias=True, params_dtype=None, device=None):
             super().__init__(i, o, bias=bias, dtype=params_dtype)
 
-    class CurrentScaling:
-        def __init__(self, fp8_format):
-            self.fp8_format = fp8_format
+    class Recipe:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+    autocasts = []
+
+    @contextlib.contextmanager
+    def fp8_autocast(enabled, fp8_recipe):
+        autocasts.append(fp8_recipe)
+        yield
 
     te_pkg, te_torch = types.ModuleType("transformer_engine"), types.ModuleType("transformer_engine.pytorch")
-    te_common, te_recipe = types.ModuleType("transformer_engine.common"), types.ModuleType("x")
-    te_torch.Linear = Linear
-    te_recipe.Float8CurrentScaling, te_recipe.Format = CurrentScaling, types.SimpleNamespace(HYBRID="HYBRID")
+    te_common, te_recipe = (types.ModuleType("transformer_engine.common"),
+                            types.ModuleType("transformer_engine.common.recipe"))
+    te_torch.Linear, te_torch.fp8_autocast = Linear, fp8_autocast
+    te_recipe.Float8CurrentScaling = type("Float8CurrentScaling", (Recipe,), {})
+    te_recipe.DelayedScaling = type("DelayedScaling", (Recipe,), {})
+    te_recipe.Format = types.SimpleNamespace(HYBRID="HYBRID")
     te_pkg.pytorch, te_pkg.common, te_common.recipe = te_torch, te_common, te_recipe
     for name, mod in {"transformer_engine": te_pkg, "transformer_engine.pytorch": te_torch,
                       "transformer_engine.common": te_common,
                       "transformer_engine.common.recipe": te_recipe}.items():
         monkeypatch.setitem(sys.modules, name, mod)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    dist = tmp_path / "transformer_engine-2.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: transformer_engine\nVersion: 2.0\n")
+    monkeypatch.syspath_prepend(tmp_path)
+    return types.SimpleNamespace(Linear=Linear, autocasts=autocasts)
 
-    plugin = TransformerEnginePrecision.__new__(TransformerEnginePrecision)
-    plugin.replace_layers, plugin.recipe = None, None
+
+def te_plugin():
+    """Lightning's TE precision plugin, built by its public constructor."""
+    from lightning.pytorch.plugins.precision import TransformerEnginePrecision
+
+    try:
+        return TransformerEnginePrecision(weights_dtype=torch.float32)
+    except ModuleNotFoundError as err:  # its install check ran earlier in this process, unmet
+        pytest.skip(f"Lightning's TransformerEnginePrecision does not see the stand-in TE: {err}")
+
+
+ELIGIBLE = [f"layers.{i}.mixer.{s}" for i, s in ((2, "q_proj"), (2, "k_proj"), (2, "v_proj"), (2, "o_proj"),
+                                                 (3, "up_proj"), (3, "down_proj"), (4, "in_proj"), (4, "out_proj"))]
+CURRENT = ("Float8CurrentScaling", {"fp8_format": "HYBRID"})
+
+
+@pytest.mark.parametrize("cfg, names, recipe", [
+    (None, [], CURRENT),  # the overlay alone: the paper's N = 4 leaves all 6 of TINY's layers in BF16
+    (FP8Config(backend="transformer_engine", exclude_first_n=2, exclude_last_n=1), ELIGIBLE, CURRENT),
+    (FP8Config(backend="transformer_engine", exclude_first_n=2, exclude_last_n=1, recipe="delayed"),
+     ELIGIBLE, ("DelayedScaling", {"fp8_format": "HYBRID", "amax_history_len": 16, "amax_compute_algo": "max"})),
+], ids=["overlay-alone", "current", "delayed"])
+def test_te_plugin_runs_the_papers_recipe_after_attach(stand_in_te, monkeypatch, cfg, names, recipe):
+    """What Lightning's plugin does after :func:`attach_to_trainer`, through its public methods:
+    ``convert_module`` leaves every linear but the eligible ones a torch Linear (left alone, it
+    would convert every 8x16-divisible one), weights unchanged, and ``forward_context`` hands TE's
+    ``fp8_autocast`` the recipe nvrepro built."""
+    plugin = te_plugin()
     model = build_model(TINY)
     before = {n: m.weight.detach().clone() for n, m in model.named_modules() if isinstance(m, nn.Linear)}
-    names = attach_to_trainer(model, None, plugin)  # the fp8 overlay alone: the paper's defaults
-    assert names == []  # TINY has 6 layers: N = 4 at both ends leaves none in FP8
-    names = attach_to_trainer(model, FP8Config(backend="transformer_engine", exclude_first_n=2,
-                                               exclude_last_n=1), plugin)
-    assert names == [f"layers.{i}.{s}" for i, s in ((2, "mixer.q_proj"), (2, "mixer.k_proj"), (2, "mixer.v_proj"),
-                                                     (2, "mixer.o_proj"), (3, "mixer.up_proj"),
-                                                     (3, "mixer.down_proj"), (4, "mixer.in_proj"),
-                                                     (4, "mixer.out_proj"))]
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.cuda, "is_available", lambda: True)  # convert_to_te needs a GPU
+        assert attach_to_trainer(model, cfg, plugin) == names
+    model = plugin.convert_module(model)
     for n, w in before.items():
         m = model.get_submodule(n)
-        assert isinstance(m, Linear) == (n in names) and torch.equal(m.weight, w)
-    assert plugin.replace_layers is False and plugin.recipe.fp8_format == "HYBRID"
+        assert isinstance(m, stand_in_te.Linear) == (n in names) and torch.equal(m.weight.cpu(), w), n
+    with warnings.catch_warnings():  # on a CPU, Lightning's fallback CUDA autocast turns itself off
+        warnings.simplefilter("ignore")
+        with plugin.forward_context():
+            pass
+    assert [(type(r).__name__, r.kwargs) for r in stand_in_te.autocasts] == [recipe]
     with pytest.raises(ConfigError, match="fp8.backend: 'emulated' would quantise a second time"):
         attach_to_trainer(model, FP8Config(backend="emulated"), plugin)
 
 
-def test_lightning_fsdp_refuses_the_te_plugin():
-    """Why the documented multi-node FP8 command uses DDP (see nvrepro.core.precision.te)."""
-    from lightning.pytorch.plugins.precision.fsdp import FSDPPrecision
+def test_te_precision_under_another_plugin_is_refused():
+    """A strategy's own precision plugin that takes 'transformer-engine' (not Lightning's TE
+    plugin) would skip the recipe: nvrepro refuses it whatever Lightning itself allows."""
+    from lightning.pytorch.plugins.precision import Precision
 
-    with pytest.raises(ValueError, match="not supported in FSDP"):
-        FSDPPrecision("transformer-engine")
+    class StrategyOwnPrecision(Precision):
+        precision = "transformer-engine"
+
+    for cfg in (None, FP8Config(backend="transformer_engine")):
+        with pytest.raises(ConfigError, match="trainer.strategy: .*--trainer.strategy ddp"):
+            attach_to_trainer(build_model(TINY), cfg, StrategyOwnPrecision())
 
 
 def test_flush_to_zero_fractions_closed_form():

@@ -13,13 +13,23 @@ transformers = pytest.importorskip("transformers")
 from transformers import LlamaConfig  # noqa: E402
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS  # noqa: E402
 
+# transformers 5 takes RoPE settings as one ``rope_parameters`` dict; 4.x as ``rope_theta`` plus a
+# ``rope_scaling`` dict. Told apart by whether a default LlamaConfig has the attribute.
+HAS_ROPE_PARAMETERS = hasattr(LlamaConfig(), "rope_parameters")
 
-def hf_rope(rope_parameters: dict, head_dim: int, max_len: int, seq_len=None):
-    """HF's ``(inv_freq float32, attention_factor)`` for a Llama config with these RoPE parameters."""
+
+def hf_rope(rope: dict, head_dim: int, max_len: int, seq_len=None):
+    """HF's ``(inv_freq float32, attention_factor)`` for a Llama config with these RoPE settings
+    (``rope_type``, ``rope_theta`` and the method's fields), in the installed version's spelling."""
+    fields = dict(rope)
+    if HAS_ROPE_PARAMETERS:
+        spelled = {"rope_parameters": fields}
+    else:
+        spelled = {"rope_theta": fields.pop("rope_theta"), "rope_scaling": fields}
     cfg = LlamaConfig(hidden_size=head_dim * 4, num_attention_heads=4, head_dim=head_dim,
-                      max_position_embeddings=max_len, rope_parameters=dict(rope_parameters))
+                      max_position_embeddings=max_len, **spelled)
     kwargs = {} if seq_len is None else {"seq_len": seq_len}
-    inv, attn = ROPE_INIT_FUNCTIONS[rope_parameters["rope_type"]](cfg, **kwargs)
+    inv, attn = ROPE_INIT_FUNCTIONS[rope["rope_type"]](cfg, None, **kwargs)  # None: the device
     return inv.double(), float(attn)
 
 

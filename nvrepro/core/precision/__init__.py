@@ -24,9 +24,9 @@ Full-scale command (8B, multi-node, FP8 through TE; resolves with ``--print_conf
         --config configs/scale/multinode_fsdp.yaml --config configs/scale/fp8.yaml \\
         --trainer.strategy ddp --model.init_args.fp8.backend transformer_engine
 
-``--trainer.strategy ddp`` because Lightning 2.6's FSDP strategy refuses the TE precision
-plugin (see :mod:`.te`); the fp8 overlay alone, without the ``--model...`` flag, applies the
-same paper recipe.
+``--trainer.strategy ddp`` because the recipe is applied through Lightning's
+``TransformerEnginePrecision`` plugin, which DDP runs and FSDP does not (see :mod:`.te`); the
+fp8 overlay alone, without the ``--model...`` flag, applies the same paper recipe.
 """
 
 from nvrepro.core.precision.config import BACKENDS, RECIPES, FP8Config, as_fp8_config

@@ -20,10 +20,12 @@ With the overlay alone (no ``fp8`` section in the model config) the paper's reci
 with its defaults (N = 4, current scaling).
 
 Limits, said plainly: Lightning's plugin keeps the *weights* in BF16 (``weights_dtype``), not
-FP32 master weights as Megatron-LM does; and Lightning 2.6's FSDP strategy accepts only its own
-precision values, so ``precision: transformer-engine`` with ``strategy: fsdp`` is refused at
-``Trainer`` construction. A multi-node FP8 run with TE therefore uses the DDP strategy, which
-holds a full replica per GPU: for the 8B model about 8 bytes per parameter (BF16 weights,
+FP32 master weights as Megatron-LM does; and the recipe is applied only through that plugin,
+which the DDP strategy runs. A strategy that brings its own precision plugin (FSDP's) is not
+that plugin: :func:`attach_to_trainer` refuses ``precision: transformer-engine`` there rather than
+let the recipe be skipped (Lightning's FSDP strategy, as of 2.6, also refuses that value itself,
+at ``Trainer`` construction). A multi-node FP8 run with TE therefore uses DDP, which holds a
+full replica per GPU: for the 8B model about 8 bytes per parameter (BF16 weights,
 gradients and both AdamW moments), ~65 GB before activations, so 141 GB-class GPUs or
 activation checkpointing. The sharded alternative is the ``torchao`` backend with the FSDP
 overlay (``--model.init_args.fp8.backend torchao``). Neither was run here (no GPU); on a CPU,
@@ -99,11 +101,18 @@ def attach_to_trainer(model: nn.Module, cfg: FP8Config | None, plugin) -> list[s
     """Make the model's FP8 config and the trainer's precision plugin agree; see module doc.
 
     Returns the names of the linears converted to ``te.Linear`` (empty unless TE is in use).
-    Raises :class:`ConfigError` for the two contradictory combinations.
+    Raises :class:`ConfigError` for the contradictory combinations: TE asked of the model but not
+    of the trainer (or of a plugin other than TransformerEnginePrecision), or a second FP8 backend
+    under the TE plugin.
     """
     from nvrepro.core.precision.recipe import apply_fp8
 
     te_trainer = is_te_plugin(plugin)
+    if not te_trainer and str(getattr(plugin, "precision", "")).startswith("transformer-engine"):
+        raise ConfigError(f"trainer.strategy: its precision plugin {type(plugin).__name__} is not "
+                          "Lightning's TransformerEnginePrecision, through which alone nvrepro applies "
+                          "Nemotron-H's FP8 recipe; use --trainer.strategy ddp, or fp8.backend "
+                          "'torchao' with the FSDP overlay")
     if not te_trainer:
         if cfg is not None and cfg.backend == "transformer_engine":
             raise ConfigError("fp8.backend: 'transformer_engine' runs through Lightning's "
