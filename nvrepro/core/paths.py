@@ -1,0 +1,10 @@
+"""Where this checkout keeps things: the repository root, ``figures/`` (the status of record)
+and ``build/`` (git-ignored: executed notebooks, smoke figures, trained-weights caches)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FIGURES_DIR = REPO_ROOT / "figures"
+BUILD_DIR = REPO_ROOT / "build"
