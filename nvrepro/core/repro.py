@@ -1,10 +1,11 @@
 """The papermill runner behind ``nvrepro reproduce``.
 
-    nvrepro reproduce [--profile smoke|paper] [--only TRACK] [--fail-fast]
+    nvrepro reproduce [--profile smoke|paper] [--only TRACK[/NOTEBOOK]] [--fail-fast]
                       [--notebooks-dir DIR] [--build-dir DIR] [--figures-dir DIR]
 
 Discovery: ``<notebooks-dir>/<track>/NN_*.ipynb`` -- tracks in alphabetical order, notebooks
-sorted by name within a track (the ``NN_`` prefix gives the reading order).
+sorted by name within a track (the ``NN_`` prefix gives the reading order). ``--only hybrid``
+runs one track, ``--only hybrid/02_why_hybrid`` (or ``hybrid/02``) one notebook.
 
 Execution: each notebook runs in a fresh ``python3`` kernel. jupyter_client replaces a kernelspec
 ``argv[0]`` of ``python``/``python3`` with ``sys.executable``, so the kernel is the caller's
@@ -21,11 +22,20 @@ profile it is a fresh temporary folder (removed afterwards), so smoke runs never
 
 Failures: a notebook that raises is reported as ``cell N (`first line`) raised Error: message``,
 ``N`` being the 0-based index among *all* cells of the source notebook (markdown included, the
-injected-parameters cell not counted); the executed copy keeps the traceback. The other
-notebooks still run (unless ``--fail-fast``) and the exit code is 1.
+injected-parameters cell not counted), with the command that reruns only that notebook; the
+executed copy keeps the traceback. The other notebooks still run (unless ``--fail-fast``) and
+the exit code is 1.
 
-Paths: defaults are relative to the repository root (so the command works from any directory);
-paths given on the command line are taken relative to the current directory, as usual for a CLI.
+Lost output: a kernel sends a cell's output and its final "idle" status over a ZeroMQ PUB socket,
+which *drops* messages once about a thousand wait unsent. A cell that floods that channel (Lightning's
+default progress bar redraws on every step) on a busy CPU can lose the "idle" that tells nbclient
+the output is complete; nbclient then waits ``iopub_timeout`` seconds (4 by default) and papermill
+turns the wait into ``CellTimeoutError: Timeout waiting for IOPub output``, although the cell had
+finished and succeeded. Waiting longer cannot help a message that is gone. The runner therefore
+waits :data:`IOPUB_PATIENCE` seconds for late output and then carries on: whether a cell
+succeeded comes from its execute reply, on another channel, so a failing cell is still reported.
+The cause is removed where we own it: the experiments train with the house progress bar
+(:mod:`nvrepro.core.progress`), which redraws a few times a second at most.
 """
 
 from __future__ import annotations
@@ -40,9 +50,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from nvrepro.core.paths import REPO_ROOT
+
 PROFILES = ("smoke", "paper")
 KERNEL_NAME = "python3"
+# Seconds to wait, after a cell's reply, for the rest of its output before carrying on without
+# it (module docstring, "Lost output"): enough for a client that has fallen behind a chatty cell
+# on a busy CPU to catch up; output that is lost for good costs this once per cell.
+IOPUB_PATIENCE = 60
 
 
 @dataclass
@@ -55,6 +70,7 @@ class NotebookResult:
     status: str  # "ok" or "failed"
     seconds: float
     error: str | None = None  # one paragraph naming the failing cell, when status == "failed"
+    profile: str = "smoke"
 
     @property
     def ok(self) -> bool:
@@ -64,8 +80,11 @@ class NotebookResult:
 def discover(notebooks_dir: Path, only: str | None = None) -> dict[str, list[Path]]:
     """``{track: [notebooks in order]}`` for ``<notebooks_dir>/<track>/NN_*.ipynb``.
 
-    Raises ``ValueError`` naming the allowed tracks when ``only`` is not one of them.
+    ``only``: a track, or ``track/notebook`` where ``notebook`` is a file name or the start of one
+    (``hybrid/02``). Raises ``ValueError`` naming the allowed tracks (or that track's notebooks)
+    when nothing matches.
     """
+    track_only, _, notebook_only = (only or "").partition("/")
     notebooks_dir = Path(notebooks_dir)
     tracks = {
         d.name: sorted(p for p in d.glob("[0-9][0-9]_*.ipynb"))
@@ -73,10 +92,18 @@ def discover(notebooks_dir: Path, only: str | None = None) -> dict[str, list[Pat
     } if notebooks_dir.is_dir() else {}
     tracks = {t: nbs for t, nbs in tracks.items() if nbs}
     if only is not None:
-        if only not in tracks:
+        if track_only not in tracks:
             allowed = ", ".join(tracks) or "(none found)"
-            raise ValueError(f"unknown track {only!r} for --only; tracks in {notebooks_dir}: {allowed}")
-        tracks = {only: tracks[only]}
+            raise ValueError(f"unknown track {track_only!r} for --only; tracks in {notebooks_dir}: {allowed}")
+        tracks = {track_only: tracks[track_only]}
+        if notebook_only:
+            picked = [nb for nb in tracks[track_only] if nb.name.startswith(notebook_only)]
+            if len(picked) != 1:
+                names = ", ".join(nb.stem for nb in tracks[track_only])
+                what = "no" if not picked else "more than one"
+                raise ValueError(f"--only {only!r}: {what} notebook of track {track_only!r} matches; "
+                                 f"its notebooks: {names}")
+            tracks = {track_only: picked}
     return tracks
 
 
@@ -129,9 +156,19 @@ def _describe_failure(exc: Exception, notebook: Path) -> str:
     return f"cell {index} (`{first}`) raised {exc.ename}: {evalue}"
 
 
+def rerun_command(track: str, notebook: Path, profile: str) -> str:
+    """The command that executes only ``notebook`` again, as :func:`reproduce` would."""
+    return f"nvrepro reproduce --profile {profile} --only {track}/{notebook.stem}"
+
+
 def run_notebook(notebook: Path, output: Path, *, profile: str, seed: int, out_dir: Path,
-                 track: str = "", timeout: float | None = None) -> NotebookResult:
-    """Execute one notebook with papermill in a fresh kernel (cwd = the notebook's folder)."""
+                 track: str = "", timeout: float | None = None,
+                 iopub_patience: int = IOPUB_PATIENCE) -> NotebookResult:
+    """Execute one notebook with papermill in a fresh kernel (cwd = the notebook's folder).
+
+    ``timeout``: seconds a cell may run (``None``: no limit); ``iopub_patience``: seconds to wait
+    for a finished cell's remaining output (module docstring, "Lost output").
+    """
     import papermill as pm
 
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -143,13 +180,13 @@ def run_notebook(notebook: Path, output: Path, *, profile: str, seed: int, out_d
                 str(notebook), str(output),
                 parameters={"profile": profile, "seed": seed, "out_dir": str(out_dir)},
                 kernel_name=KERNEL_NAME, language="python", cwd=str(notebook.parent), progress_bar=False,
-                execution_timeout=timeout,
+                execution_timeout=timeout, iopub_timeout=iopub_patience, raise_on_iopub_timeout=False,
             )
     except Exception as exc:  # noqa: BLE001 - any failure is reported, the run continues
         error = _describe_failure(exc, notebook)
     seconds = time.perf_counter() - start
     return NotebookResult(track or notebook.parent.name, notebook, output,
-                          "ok" if error is None else "failed", seconds, error)
+                          "ok" if error is None else "failed", seconds, error, profile)
 
 
 def reproduce(profile: str = "smoke", only: str | None = None, *, seed: int = 0,
@@ -197,7 +234,8 @@ def format_table(results: Sequence[NotebookResult]) -> str:
     lines += [fmt.format(*row) for row in rows]
     for r in results:
         if not r.ok:
-            lines.append(f"FAILED {r.track}/{r.notebook.name}: {r.error}\n  executed copy: {r.output}")
+            lines.append(f"FAILED {r.track}/{r.notebook.name}: {r.error}\n  executed copy: {r.output}"
+                         f"\n  rerun only it: {rerun_command(r.track, r.notebook, r.profile)}")
     return "\n".join(lines)
 
 
@@ -207,7 +245,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                                           description="Execute the notebooks with papermill.")
     p.add_argument("--profile", choices=PROFILES, default="smoke",
                    help="smoke: seconds, figures to a temp dir; paper: writes figures/<track>/")
-    p.add_argument("--only", metavar="TRACK", default=None, help="run only this track")
+    p.add_argument("--only", metavar="TRACK[/NOTEBOOK]", default=None,
+                   help="run only this track, or one notebook of it (e.g. hybrid/02_why_hybrid or hybrid/02)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--notebooks-dir", type=Path, default=None, help="default: <repo>/notebooks")
     p.add_argument("--build-dir", type=Path, default=None, help="default: <repo>/build/notebooks")

@@ -34,6 +34,7 @@ from nvrepro.core.lm import build_model
 from nvrepro.core.module import CausalLMModule, causal_lm_loss
 from nvrepro.core.precision import FP8Config, fp8_plan, record_fp8_stats
 from nvrepro.core.profiles import profile_settings
+from nvrepro.core.progress import progress_callbacks
 from nvrepro.core.recipe import init_args_from_yaml, read_cli_yaml
 from nvrepro.core.repro import REPO_ROOT
 from nvrepro.core.timing import num_threads
@@ -151,7 +152,8 @@ def train_arm(cfg: dict, fp8: FP8Config, data: TextDataModule, seed: int,
     start = time.perf_counter()
     with _quiet_lightning():
         _trainer(cfg, max_steps=cfg["trainer"]["max_steps"], limit_val_batches=0,
-                 callbacks=[recorder], enable_progress_bar=progress).fit(module, datamodule=data)
+                 callbacks=[recorder, *progress_callbacks(progress)],
+                 enable_progress_bar=progress).fit(module, datamodule=data)
     seconds = time.perf_counter() - start
     val = held_out_loss(module, data, cfg["trainer"].get("limit_val_batches", 8),
                         cfg["trainer"]["precision"])

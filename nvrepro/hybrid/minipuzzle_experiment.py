@@ -37,6 +37,7 @@ from nvrepro.core.decode import time_decode
 from nvrepro.core.lm import HybridLM
 from nvrepro.core.module import CausalLMModule
 from nvrepro.core.profiles import profile_settings
+from nvrepro.core.progress import progress_callbacks
 from nvrepro.core.timing import num_threads
 from nvrepro.hybrid.distill import DistillationModule, save_lm
 from nvrepro.hybrid.minipuzzle import ffn_neuron_importance, layer_importance, layers_to_keep, prune_model
@@ -143,7 +144,8 @@ def _fit(module: L.LightningModule, dm: TextDataModule, steps: int, progress: bo
         trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=steps, logger=False,
                             enable_checkpointing=False, enable_model_summary=False,
                             enable_progress_bar=progress, limit_val_batches=0, num_sanity_val_steps=0,
-                            gradient_clip_val=1.0, callbacks=[probe] if probe else [])
+                            gradient_clip_val=1.0,
+                            callbacks=([probe] if probe else []) + progress_callbacks(progress))
         start = time.perf_counter()
         trainer.fit(module, train_dataloaders=dm.train_dataloader())
         return time.perf_counter() - start

@@ -28,10 +28,11 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from nvrepro.core.checkpoints import cache_key, cache_path, load_cached, save_cached
+from nvrepro.core.checkpoints import cache_key, cache_path, load_cached, save_cached, use_cache
 from nvrepro.core.config import ConfigError
 from nvrepro.core.data.longctx import pack_with_separator
 from nvrepro.core.lm import HybridLM
+from nvrepro.core.progress import progress_callbacks
 from nvrepro.core.recipe import datamodule_from_yaml, init_args_from_yaml, module_from_yaml, read_cli_yaml
 from nvrepro.core.timing import num_threads
 from nvrepro.ultralong.evaluate import greedy_predictor, niah_grid, ruler_scores, short_context_loss
@@ -43,6 +44,8 @@ CONFIGS = ROOT / "configs" / "ultralong"
 CACHE = ROOT / "build" / "ultralong"
 PRETRAIN_YAML = CONFIGS / "toy_pretrain.yaml"
 LOOKUP_YAML = CONFIGS / "toy_pretrain_lookup.yaml"
+# The code whose changes invalidate cached weights (nvrepro.core.checkpoints.code_version).
+TRAINING_CODE = ("nvrepro.core", "nvrepro.ultralong")
 
 # Steps and evaluation grids per profile; ``None`` steps = the YAML's trainer.max_steps.
 PROFILES = {
@@ -81,17 +84,20 @@ def data_overrides(p: dict) -> dict:
 def _fit(module, datamodule, steps: int, progress: bool) -> None:
     trainer = L.Trainer(accelerator="auto", devices=1, max_steps=steps, logger=False,
                         enable_checkpointing=False, limit_val_batches=0, enable_model_summary=False,
-                        enable_progress_bar=progress, gradient_clip_val=1.0)
+                        enable_progress_bar=progress, gradient_clip_val=1.0,
+                        callbacks=progress_callbacks(progress))
     trainer.fit(module, datamodule)
 
 
 def train(yaml: Path, *, seed: int, steps: int | None = None, init: tuple[str, dict] | None = None,
           model_overrides: dict | None = None, data_overrides: dict | None = None,
-          cache: bool = True, progress: bool = False) -> tuple[str, HybridLM]:
+          cache: bool = False, progress: bool = False) -> tuple[str, HybridLM]:
     """Train the arm of ``yaml`` (from ``init = (key, state_dict)`` if given); returns ``(key, model)``.
 
     ``model_overrides`` replace keys of ``model.init_args.model`` (e.g. the RoPE scaling),
     ``data_overrides`` keys of ``data.init_args``; ``steps`` defaults to ``trainer.max_steps``.
+    With ``cache`` (callers decide it with :func:`~nvrepro.core.checkpoints.use_cache`), weights
+    are loaded from, or saved to, ``build/ultralong/``.
     """
     _, margs = init_args_from_yaml(yaml, "model")
     model_cfg = copy.deepcopy(margs["model"])
@@ -103,7 +109,7 @@ def train(yaml: Path, *, seed: int, steps: int | None = None, init: tuple[str, d
     steps = steps or int(read_cli_yaml(yaml)["trainer"]["max_steps"])
     data_overrides = {**(data_overrides or {}), "seed": seed}
     parts = (Path(yaml).read_text(), model_cfg, data_overrides, steps, seed, init and init[0])
-    key, path = cache_key(*parts), cache_path(CACHE, Path(yaml).stem, *parts)
+    key, path = cache_key(*parts), cache_path(CACHE, Path(yaml).stem, *parts, code=TRAINING_CODE)
     L.seed_everything(seed, verbose=False)
     extra = {"init_from": None} if "init_from" in margs else {}
     module = module_from_yaml(yaml, model=model_cfg, **extra)
@@ -120,11 +126,13 @@ def train(yaml: Path, *, seed: int, steps: int | None = None, init: tuple[str, d
     return key, module.model
 
 
-def pretrain_base(profile: str = "smoke", seed: int = 0, cache: bool = True, progress: bool = False
+def pretrain_base(profile: str = "smoke", seed: int = 0, cache: bool | None = None, progress: bool = False
                   ) -> tuple[str, HybridLM]:
     """The short-context base model: ``toy_pretrain_lookup.yaml`` (stage 1, copies only), then
-    ``toy_pretrain.yaml`` from its weights (stage 2); steps and batch from the profile."""
+    ``toy_pretrain.yaml`` from its weights (stage 2); steps and batch from the profile; weights
+    cached in the paper profile only (:func:`~nvrepro.core.checkpoints.use_cache`)."""
     p = plan(profile)
+    cache = use_cache(profile, cache)
     batch = {} if p["pretrain_batch"] is None else {"batch_size": p["pretrain_batch"]}
     init = train(LOOKUP_YAML, seed=seed, steps=p["lookup_steps"], data_overrides=data_overrides(p) | batch,
                  cache=cache, progress=progress)
@@ -187,7 +195,7 @@ def evaluate(model: HybridLM, profile: str, seed: int = 0, docs=None, progress: 
     return {"niah": niah, "ruler": ruler, "short_loss": loss, "loss_by_position": by_pos}
 
 
-def extension_experiment(profile: str = "smoke", seed: int = 0, methods=METHODS, cache: bool = True,
+def extension_experiment(profile: str = "smoke", seed: int = 0, methods=METHODS, cache: bool | None = None,
                          progress: bool = True) -> dict:
     """Notebook 02: pretrain once, extend with each method, evaluate (module docstring).
 
@@ -197,6 +205,7 @@ def extension_experiment(profile: str = "smoke", seed: int = 0, methods=METHODS,
     "loss_by_position_scaled": scaling alone}}}``.
     """
     p = plan(profile)
+    cache = use_cache(profile, cache)
     base_key, base = pretrain_base(profile, seed, cache, progress)
     docs = short_docs(seed, p["max_documents"])
     with num_threads(1):
