@@ -70,3 +70,18 @@ def test_bad_model_config_gets_one_clear_line(capsys, tmp_path, edit, message):
 def test_unknown_subcommand(capsys):
     assert main(["trian"]) == 2
     assert "unknown command 'trian'" in capsys.readouterr().err
+
+
+def test_python_dash_m_nvrepro_is_the_nvrepro_command(tmp_path):
+    """``python -m nvrepro`` runs the same entry point, from the shell, in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "nvrepro", "fit", "--config", str(TOY), "--print_config"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert yaml.safe_load(run.stdout)["model"]["init_args"]["model"]["pattern"] == \
+        yaml.safe_load(TOY.read_text())["model"]["init_args"]["model"]["pattern"]
+    bad = subprocess.run([sys.executable, "-m", "nvrepro", "no-such-command"], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert bad.returncode == 2 and "unknown command 'no-such-command'" in bad.stderr
