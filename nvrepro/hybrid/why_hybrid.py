@@ -23,7 +23,7 @@ few steps on a few examples, for tests. Same seed and thread count -> the same n
 
 The paper profile caches each arm's trained weights, validation curve and training time under
 ``build/why_hybrid/`` (:mod:`nvrepro.core.checkpoints`), keyed by the parsed YAML (steps
-included), the profile's overrides and the seed; a rerun loads them (``weights_only=True``) and
+included), the profile's overrides, the seed and the version of the training code; a rerun loads them (``weights_only=True``) and
 only evaluates. The smoke profile never reads or writes the cache.
 """
 

@@ -14,9 +14,11 @@
    accuracy per length, and the loss on short documents at ``L`` (before: the base model; after
    scaling alone; after the continued pretraining).
 
-Trained weights are cached under ``build/ultralong/`` keyed by everything that determines them
-(YAML text, overrides, steps, seed and the parent's key) by :mod:`nvrepro.core.checkpoints`,
-loaded with ``weights_only=True``; a fresh clone simply trains them. Notebook 03 reuses the base and the YaRN arm.
+In the paper profile, trained weights are cached under ``build/ultralong/`` keyed by everything
+that determines them (YAML text, overrides, steps, seed, the parent's key, and the version of the
+training code) by :mod:`nvrepro.core.checkpoints`, loaded with ``weights_only=True``; a fresh
+clone simply trains them, and the smoke profile never reads or writes the cache. Notebook 03
+reuses the base and the YaRN arm.
 """
 
 from __future__ import annotations
