@@ -37,14 +37,15 @@ smoke: install
 lab: install
 	$(BIN)/jupyter lab notebooks/
 
-# Re-resolve every dependency to the newest release that pyproject.toml admits (torch stays at
-# the lock's version: bump it here on purpose), for Python 3.11+ on every platform.
+# Resolve pyproject.toml into the lock for Python 3.11+ on every platform, keeping every pin
+# that still fits (a new dependency adds only what it needs); UPGRADE=1 moves every package to
+# the newest release pyproject.toml admits. torch stays at the lock's pin: change it there on purpose.
 lock:
 	$(PYTHON) -m venv build/uv
 	build/uv/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 	grep -E '^torch==' $(LOCK) > build/torch-pin.txt
 	build/uv/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
-	    --constraint build/torch-pin.txt --upgrade --custom-compile-command "make lock" \
+	    --constraint build/torch-pin.txt $(if $(UPGRADE),--upgrade) --custom-compile-command "make lock" \
 	    --quiet --output-file $(LOCK)
 
 clean:

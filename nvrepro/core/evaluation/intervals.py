@@ -1,0 +1,99 @@
+"""Estimates with confidence intervals, so that a toy claim is judged on its interval.
+
+* :func:`wilson` -- a proportion (``successes`` of ``n``: accuracy over examples) with Wilson's
+  score interval, computed by ``scipy.stats.binomtest(...).proportion_ci(method="wilson")``.
+  Unlike the normal approximation it stays inside [0, 1] and is not empty at 0 or n successes.
+* :func:`bootstrap_mean` -- the mean of any per-example or per-seed values, with a bootstrap
+  interval from ``scipy.stats.bootstrap`` (BCa by default; percentile for samples too small or too
+  uniform for BCa's acceleration), resampling with a seeded generator: same values, same seed,
+  same interval.
+
+An :class:`Estimate` says whether its whole interval lies above or below a threshold
+(:meth:`Estimate.above`, :meth:`Estimate.below`); a claim should hold only then. ``to_dict`` gives
+the plain data a figure's sidecar records (value, interval, confidence, method, n).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """``value`` with the interval ``[low, high]`` at ``confidence``, from ``n`` observations."""
+
+    value: float
+    low: float
+    high: float
+    confidence: float
+    n: int
+    method: str
+
+    def above(self, threshold: float) -> bool:
+        """True when the whole interval lies above ``threshold`` (the claim "> threshold" holds)."""
+        return self.low > threshold
+
+    def below(self, threshold: float) -> bool:
+        """True when the whole interval lies below ``threshold``."""
+        return self.high < threshold
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return (f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}] "
+                f"({self.confidence:.0%} {self.method}, n={self.n})")
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence: must be in (0, 1), got {confidence}")
+
+
+def wilson(successes: int, n: int, confidence: float = 0.95) -> Estimate:
+    """The proportion ``successes / n`` with Wilson's score interval."""
+    _check_confidence(confidence)
+    if int(n) != n or n < 1:
+        raise ValueError(f"n: must be a positive whole number of trials, got {n}")
+    if int(successes) != successes or not 0 <= successes <= n:
+        raise ValueError(f"successes: must be a whole number in [0, n={n}], got {successes}")
+    ci = stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return Estimate(successes / n, float(ci.low), float(ci.high), confidence, int(n), "wilson")
+
+
+def bootstrap_mean(values: Sequence[float], confidence: float = 0.95, *, seed: int = 0,
+                   n_resamples: int = 9999, method: str = "BCa") -> Estimate:
+    """The mean of ``values`` (shape ``(n,)``, n >= 2) with a bootstrap interval.
+
+    ``method``: ``"BCa"`` (default) or ``"percentile"``. All-equal values give a zero-width
+    interval at their value. BCa falls back to the percentile interval (named in ``method``)
+    where its correction is undefined.
+    """
+    _check_confidence(confidence)
+    data = np.asarray(values, dtype=float)
+    if data.ndim != 1 or data.size < 2:
+        raise ValueError(f"values: need a 1-D sequence of at least 2 numbers, got shape {data.shape}")
+    if not np.all(np.isfinite(data)):
+        raise ValueError("values: must all be finite")
+    mean = float(data.mean())
+    if np.all(data == data[0]):
+        return Estimate(mean, mean, mean, confidence, int(data.size), "constant")
+    rng = np.random.default_rng(seed)
+
+    def run(kind: str):
+        return stats.bootstrap((data,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+                               method=kind, rng=rng)
+
+    used = method
+    with np.errstate(all="ignore"):
+        result = run(method)
+        if method.lower() == "bca" and not np.all(np.isfinite([result.confidence_interval.low,
+                                                                result.confidence_interval.high])):
+            rng = np.random.default_rng(seed)
+            result, used = run("percentile"), "percentile"
+    ci = result.confidence_interval
+    return Estimate(mean, float(ci.low), float(ci.high), confidence, int(data.size), f"bootstrap-{used}")
