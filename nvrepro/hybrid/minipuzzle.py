@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from nvrepro.core.config import PATTERN_CHARS, ConfigError, ModelConfig
+from nvrepro.core.evaluation import eval_mode
 from nvrepro.core.layers.mlp import FFN
 from nvrepro.core.lm import HybridLM, build_model
 
@@ -40,18 +41,6 @@ NEURON_SCORES = ("mean", "l2")
 def _ids(batch) -> torch.Tensor:
     """``input_ids (b, l)`` from a datamodule batch dict or a bare tensor."""
     return batch["input_ids"] if isinstance(batch, dict) else batch
-
-
-@contextlib.contextmanager
-def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """Run ``model`` in eval mode without autograd, restoring its training flag afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield model
-    finally:
-        model.train(was_training)
 
 
 def _final(model: HybridLM, x: torch.Tensor, normed: bool) -> torch.Tensor:

@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 from nvrepro.core.config import PATTERN_CHARS, ConfigError, ModelConfig
 from nvrepro.core.info import DTYPE_BYTES, ModelInfo, human_bytes, kv_cache_bytes, model_info
 from nvrepro.core.lm import HybridLM
-from nvrepro.hybrid.minipuzzle import _ids, eval_mode, layers_to_keep, prune_model, pruned_config
+from nvrepro.core.evaluation import eval_mode
+from nvrepro.hybrid.minipuzzle import _ids, layers_to_keep, prune_model, pruned_config
 
 # Bits per weight; FP4 (e.g. NVFP4) counted without its per-block scales.
 WEIGHT_BITS = {**{name: 8 * n for name, n in DTYPE_BYTES.items()}, "fp4": 4}

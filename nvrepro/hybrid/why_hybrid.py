@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from nvrepro.core.checkpoints import cache_path, load_cached, save_cached, use_cache
 from nvrepro.core.config import ModelConfig, model_config_from_yaml
+from nvrepro.core.evaluation import eval_mode
 from nvrepro.core.profiles import profile_settings
 from nvrepro.core.recipe import (
     datamodule_from_yaml,
@@ -133,18 +134,14 @@ def per_query_accuracy(model, dataset, batch_size: int = 64) -> float:
 
     ``dataset`` holds ``input_ids``/``labels`` (N, L); the model maps (b, L) -> (b, L, V).
     """
-    was_training = model.training
-    model.eval()
     hits = total = 0
-    try:
+    with eval_mode(model):
         for i in range(0, len(dataset), batch_size):
             ids, labels = dataset.input_ids[i:i + batch_size], dataset.labels[i:i + batch_size]
             mask = labels != -100
             pred = model(ids.to(model.lm_head.weight.device)).argmax(-1).cpu()
             hits += int((pred[mask] == labels[mask]).sum())
             total += int(mask.sum())
-    finally:
-        model.train(was_training)
     return hits / max(total, 1)
 
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from nvrepro.core.checkpoints import use_cache
+from nvrepro.core.evaluation import eval_mode
 from nvrepro.core.recipe import init_args_from_yaml, read_cli_yaml
 from nvrepro.core.timing import num_threads
 from nvrepro.ultralong.data import InstructionRows
@@ -46,17 +47,13 @@ def instruction_examples(docs: list[list[int]], num: int, seed: int = 0) -> list
 def response_loss(model, examples: list[TaskExample]) -> float:
     """Mean next-token loss on the answer tokens of ``examples``, teacher-forced (a smooth measure
     of following the instruction format, where exact match of a long span is all-or-nothing)."""
-    was_training = model.training
-    model.eval()
     total, count = 0.0, 0
-    try:
+    with eval_mode(model):
         for e in examples:
             ids = torch.tensor([e.prompt_ids + e.answer_ids])
             logits = model(ids)[0, len(e.prompt_ids) - 1:-1]  # predictions of the answer tokens
             total += F.cross_entropy(logits, torch.tensor(e.answer_ids), reduction="sum").item()
             count += len(e.answer_ids)
-    finally:
-        model.train(was_training)
     return total / count
 
 

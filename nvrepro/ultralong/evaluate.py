@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nvrepro.core.data.longctx import pack_with_separator
+from nvrepro.core.evaluation import eval_mode
 from nvrepro.core.info import kv_cache_bytes
 from nvrepro.core.lm import HybridLM
 from nvrepro.core.module import causal_lm_loss
@@ -39,12 +40,8 @@ def greedy_predictor(model: HybridLM) -> Predictor:
     def predict(prompt_ids: Sequence[int], max_new_tokens: int) -> list[int]:
         device = model.embed.weight.device
         ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=device)
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             out = model.generate(ids, max_new_tokens)
-        finally:
-            model.train(was_training)
         return out[0, ids.shape[1]:].tolist()
 
     return predict
@@ -109,16 +106,12 @@ def short_context_loss(model: HybridLM, docs: Sequence[Sequence[int]], seq_len: 
     if len(ids) == 0:
         raise ValueError(f"docs: fewer than seq_len + 1 = {seq_len + 1} tokens to score")
     device = model.embed.weight.device
-    was_training = model.training
-    model.eval()
     total, count = 0.0, 0
-    try:
+    with eval_mode(model):
         for k in range(0, len(ids), batch_size):
             x, y = ids[k:k + batch_size].to(device), labels[k:k + batch_size].to(device)
             total += causal_lm_loss(model(x), y).item() * y.numel()
             count += y.numel()
-    finally:
-        model.train(was_training)
     return total / count
 
 

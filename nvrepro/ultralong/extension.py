@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from nvrepro.core.checkpoints import cache_key, cache_path, load_cached, save_cached, use_cache
 from nvrepro.core.config import ConfigError
 from nvrepro.core.data.longctx import pack_with_separator
+from nvrepro.core.evaluation import eval_mode
 from nvrepro.core.lm import HybridLM
 from nvrepro.core.progress import progress_callbacks
 from nvrepro.core.recipe import datamodule_from_yaml, init_args_from_yaml, module_from_yaml, read_cli_yaml
@@ -168,13 +169,9 @@ def loss_by_position(model: HybridLM, docs: list[list[int]], seq_len: int, sep_i
     labels = torch.from_numpy(packed["labels"][:max_blocks])
     if len(ids) == 0:
         raise ValueError(f"docs: fewer than seq_len + 1 = {seq_len + 1} tokens")
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         per_token = torch.cat([F.cross_entropy(model(x[None]).flatten(0, 1), y, reduction="none")[None]
                                for x, y in zip(ids, labels)]).mean(0)  # (seq_len,)
-    finally:
-        model.train(was_training)
     edges = [round(k * seq_len / num_bins) for k in range(num_bins + 1)]
     return {"edges": edges, "loss": [per_token[a:b].mean().item() for a, b in zip(edges, edges[1:])]}
 

@@ -110,3 +110,28 @@ def test_bootstrap_errors_and_sidecar_form():
         bootstrap_mean([1.0, float("nan")])
     d = Estimate(0.5, 0.2, 0.8, 0.95, 10, "wilson").to_dict()
     assert d == {"value": 0.5, "low": 0.2, "high": 0.8, "confidence": 0.95, "n": 10, "method": "wilson"}
+
+
+# --- eval_mode -----------------------------------------------------------------------------
+
+
+def test_eval_mode_restores_the_training_flag_and_disables_autograd():
+    import torch
+
+    from nvrepro.core.evaluation import eval_mode
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(8, 8)
+    layer = torch.nn.Sequential(linear, torch.nn.Dropout(0.5))
+    x = torch.ones(64, 8)
+    for flag in (True, False):
+        layer.train(flag)
+        with eval_mode(layer) as m:
+            y = m(x)
+            assert not m.training and not y.requires_grad  # no graph is built
+            assert torch.equal(y, linear(x).detach())  # dropout is off
+        assert layer.training is flag
+    layer.train(True)
+    with pytest.raises(RuntimeError, match="boom"), eval_mode(layer):
+        raise RuntimeError("boom")
+    assert layer.training  # restored on error too
