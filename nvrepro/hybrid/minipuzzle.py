@@ -23,8 +23,7 @@ MiniPuzzle keeps every kept Mamba layer whole (and attention layers whole as wel
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
