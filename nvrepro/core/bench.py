@@ -42,9 +42,10 @@ from nvrepro.core.decode import build_pair, time_decode
 from nvrepro.core.fast_decode import compile_available
 from nvrepro.core.layers.mamba2 import Mamba2Mixer
 from nvrepro.core.layers.ssd import ssd_chunked, ssd_naive
+from nvrepro.core.paths import CONFIGS_DIR
 from nvrepro.core.timing import available_cores, forward_backward, measure_side_by_side, num_threads
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "hybrid" / "toy_hybrid.yaml"
+DEFAULT_CONFIG = CONFIGS_DIR / "hybrid" / "toy_hybrid.yaml"
 BENCHES = ("ssd", "mixer", "decode")
 
 # Sizes per mode. "targets": the length/context at which the target is judged.

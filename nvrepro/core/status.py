@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from nvrepro.core.repro import REPO_ROOT
+from nvrepro.core.paths import REPO_ROOT
 
 START, END = "<!-- gallery:start -->", "<!-- gallery:end -->"
 HELD_TEXT = {True: "held", False: "**did not hold**", None: "not judged"}

@@ -36,7 +36,7 @@ from nvrepro.core.precision import FP8Config, fp8_plan, record_fp8_stats
 from nvrepro.core.profiles import profile_settings
 from nvrepro.core.progress import progress_callbacks
 from nvrepro.core.recipe import init_args_from_yaml, read_cli_yaml
-from nvrepro.core.repro import REPO_ROOT
+from nvrepro.core.paths import REPO_ROOT
 from nvrepro.core.timing import num_threads
 
 FP8_TOY = REPO_ROOT / "configs" / "hybrid" / "fp8_toy.yaml"

@@ -34,10 +34,11 @@ from nvrepro.core.config import ModelConfig, model_config_from_yaml
 from nvrepro.core.decode import build_pair, time_decode, weight_nbytes, with_max_seq_len
 from nvrepro.core.fast_decode import compile_available
 from nvrepro.core.info import DTYPE_BYTES, count_parameters, human_bytes, kv_cache_bytes, ssm_state_bytes
+from nvrepro.core.paths import CONFIGS_DIR
 from nvrepro.core.profiles import profile_settings
 from nvrepro.core.timing import num_threads
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "hybrid"
+CONFIGS = CONFIGS_DIR / "hybrid"
 TOY_CONFIG = CONFIGS / "toy_hybrid.yaml"
 
 # Per-profile grids for decode_cost: contexts (tokens already in the cache), decode steps per

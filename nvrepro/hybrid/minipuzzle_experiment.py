@@ -36,6 +36,7 @@ from nvrepro.core.data import TextDataModule
 from nvrepro.core.decode import time_decode
 from nvrepro.core.lm import HybridLM
 from nvrepro.core.module import CausalLMModule
+from nvrepro.core.paths import CONFIGS_DIR
 from nvrepro.core.profiles import profile_settings
 from nvrepro.core.progress import progress_callbacks
 from nvrepro.core.timing import num_threads
@@ -44,7 +45,7 @@ from nvrepro.hybrid.minipuzzle import ffn_neuron_importance, layer_importance, l
 from nvrepro.hybrid.search import (GIB, MemoryBudget, candidate_grid, format_memory, memory_estimate,
                                    next_token_metrics, placeholder_importance, predictions, search)
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "hybrid"
+CONFIGS = CONFIGS_DIR / "hybrid"
 
 # The paper's exact memory budget is not in our facts sheet. ASSUMED here (say so wherever it
 # is printed): one 32 GiB GPU, FP4 weights, FP8 KV cache (FP32 SSM state), batch 1, and a

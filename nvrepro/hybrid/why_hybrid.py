@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from nvrepro.core.checkpoints import cache_path, load_cached, save_cached, use_cache
 from nvrepro.core.config import ModelConfig, model_config_from_yaml
 from nvrepro.core.evaluation import eval_mode
+from nvrepro.core.paths import CONFIGS_DIR
 from nvrepro.core.profiles import profile_settings
 from nvrepro.core.recipe import (
     datamodule_from_yaml,
@@ -51,7 +52,7 @@ from nvrepro.hybrid.arms import parameter_table
 
 ARMS = ("transformer", "mamba2", "hybrid")
 TASKS = ("mqar", "lm")
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "hybrid"
+CONFIG_DIR = CONFIGS_DIR / "hybrid"
 CACHE_DIR = "why_hybrid"  # under build/ (nvrepro.core.checkpoints)
 
 # The LM claim: the hybrid's final validation loss is at most this much (relative) above the

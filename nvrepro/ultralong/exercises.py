@@ -9,7 +9,6 @@ UltraLong-8B-1M config, so the questions follow the config if it changes.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -17,8 +16,9 @@ import torch
 from nvrepro.core.config import AttentionConfig, model_config_from_yaml
 from nvrepro.core.exercises import Check, as_number, call_student, report
 from nvrepro.core.layers.rope_scaling import rotations, scaled_rope, yarn_ramp
+from nvrepro.core.paths import CONFIGS_DIR
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "ultralong" / "ultralong_8b_1m.yaml"
+CONFIG = CONFIGS_DIR / "ultralong" / "ultralong_8b_1m.yaml"
 
 
 def ultralong_attention() -> AttentionConfig:

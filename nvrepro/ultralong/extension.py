@@ -35,6 +35,7 @@ from nvrepro.core.config import ConfigError
 from nvrepro.core.data.longctx import pack_with_separator
 from nvrepro.core.evaluation import eval_mode
 from nvrepro.core.lm import HybridLM
+from nvrepro.core.paths import BUILD_DIR, CONFIGS_DIR
 from nvrepro.core.progress import progress_callbacks
 from nvrepro.core.recipe import datamodule_from_yaml, init_args_from_yaml, module_from_yaml, read_cli_yaml
 from nvrepro.core.timing import num_threads
@@ -42,9 +43,8 @@ from nvrepro.ultralong.evaluate import greedy_predictor, niah_grid, ruler_scores
 from nvrepro.ultralong.experiments import METHODS
 from nvrepro.ultralong.tasks import RULER_TASKS
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = ROOT / "configs" / "ultralong"
-CACHE = ROOT / "build" / "ultralong"
+CONFIGS = CONFIGS_DIR / "ultralong"
+CACHE = BUILD_DIR / "ultralong"
 PRETRAIN_YAML = CONFIGS / "toy_pretrain.yaml"
 LOOKUP_YAML = CONFIGS / "toy_pretrain_lookup.yaml"
 # The code whose changes invalidate cached weights (nvrepro.core.checkpoints.code_version).

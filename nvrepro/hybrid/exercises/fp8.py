@@ -101,7 +101,7 @@ EXCLUSION_QUESTION = dict(config="nemotron_h_8b", n=8)
 def check_excluded_linears(answer: float | None, *, verbose: bool = True) -> Check:
     """Exercise (c): see :data:`EXCLUSION_QUESTION`; counted on the real model built on ``meta``."""
     from nvrepro.core.precision import FP8Config
-    from nvrepro.core.repro import REPO_ROOT
+    from nvrepro.core.paths import REPO_ROOT
     from nvrepro.hybrid.fp8_experiment import exclusion_plan
 
     n = EXCLUSION_QUESTION["n"]

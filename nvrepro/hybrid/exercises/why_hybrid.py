@@ -57,7 +57,7 @@ def check_recall_drop(answer: str | None, result: dict | None = None, *, verbose
 def _fraction_cases() -> dict[str, str]:
     """Patterns to test on: the full-scale configs, the toy arms, and a pure Mamba-2 stack."""
     from nvrepro.core.config import model_config_from_yaml
-    from nvrepro.core.repro import REPO_ROOT
+    from nvrepro.core.paths import REPO_ROOT
     from nvrepro.hybrid.why_hybrid import arm_configs
 
     cases = {name: model_config_from_yaml(REPO_ROOT / "configs" / "hybrid" / f"{name}.yaml").pattern
