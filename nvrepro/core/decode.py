@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from nvrepro.core.config import ModelConfig
+from nvrepro.core.fast_decode import decode_stepper
 from nvrepro.core.info import kv_cache_bytes, ssm_state_bytes
 from nvrepro.core.layers.attention import KVCache
 from nvrepro.core.layers.mamba2 import Mamba2State
@@ -139,7 +140,7 @@ class _Decoder:
         with torch.no_grad():
             self.prefill_seconds = measure(lambda: model(prompt, self.cache), repeats=1, warmup=0).median
         self._after_prefill = _snapshot(self.cache)
-        self.step = model.decode_stepper(compile)
+        self.step = decode_stepper(model, compile)
         # The first step compiles (compile=True); time it apart, then start again from the prefill.
         self.compile_seconds = 0.0
         if compile:

@@ -181,3 +181,13 @@ class DecodeStepper:
                 attn_out = attention.attend_cached(*qkv, cache.layers[seg.end_attn])[:, 0]
         cache.length += 1
         return logits
+
+
+def decode_stepper(model: HybridLM, compile: bool = False) -> DecodeStepper:
+    """``model``'s :class:`DecodeStepper`, built once per ``compile`` setting and kept on the
+    model, so that compiling happens once per model. (A function here rather than a method of
+    the LM, so that the LM module does not import this one back.)"""
+    steppers = model.__dict__.setdefault("_decode_steppers", {})
+    if compile not in steppers:
+        steppers[compile] = DecodeStepper(model, compile=compile)
+    return steppers[compile]

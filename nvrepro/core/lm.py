@@ -121,17 +121,6 @@ class HybridLM(nn.Module):
             cache.length = total
         return self.lm_head(self.norm_f(x))
 
-    def decode_stepper(self, compile: bool = False):
-        """This model's :class:`~nvrepro.core.fast_decode.DecodeStepper` (one-token decoding
-        in fused segments), built once per ``compile`` setting and kept, so that compiling
-        happens once per model."""
-        from nvrepro.core.fast_decode import DecodeStepper  # it imports this module
-
-        steppers = self.__dict__.setdefault("_decode_steppers", {})
-        if compile not in steppers:
-            steppers[compile] = DecodeStepper(self, compile=compile)
-        return steppers[compile]
-
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
                  top_k: int | None = None, seed: int | None = None,

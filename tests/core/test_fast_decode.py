@@ -7,7 +7,7 @@ import torch
 
 from nvrepro.core.config import ModelConfig
 from nvrepro.core.decode import transformer_twin
-from nvrepro.core.fast_decode import DecodeStepper, Segment, compile_available, split_segments
+from nvrepro.core.fast_decode import DecodeStepper, Segment, compile_available, decode_stepper, split_segments
 from nvrepro.core.layers.attention import KVCache
 from nvrepro.core.lm import build_model
 
@@ -61,7 +61,7 @@ def test_stepping_from_an_empty_cache_equals_a_full_forward():
     model = small_model("M-*M-")
     ids = torch.randint(0, 50, (3, 6), generator=torch.Generator().manual_seed(2))
     cache = model.allocate_cache(3, 6)
-    stepper = model.decode_stepper()
+    stepper = decode_stepper(model)
     got = torch.stack([stepper(ids[:, t], cache) for t in range(6)], 1)
     torch.testing.assert_close(got, model(ids), rtol=1e-10, atol=1e-10)
 
@@ -109,14 +109,14 @@ def test_compiled_steps_go_through_torch_compile_and_match_the_models_decoding(m
     for model in (hybrid, twin):
         calls.clear()
         started = time.perf_counter()
-        stepper = model.decode_stepper(compile=True)
+        stepper = decode_stepper(model, compile=True)
         got = stepper_decoding(model, stepper, ids, 8)
         print(f"{model.cfg.pattern}: compiled and ran 4 steps in {time.perf_counter() - started:.1f} s")
         assert stepper.compiled
         assert calls == [f"decode_segment_{n}" for _ in range(4) for n in range(len(stepper.segments))]
         torch.testing.assert_close(got, own_decoding(model, ids, 8), rtol=1e-4, atol=1e-5)
     # Kept per model, so that a second use does not compile again.
-    assert hybrid.decode_stepper(compile=True) is hybrid.decode_stepper(compile=True)
+    assert decode_stepper(hybrid, compile=True) is decode_stepper(hybrid, compile=True)
 
 
 def test_where_compiling_fails_steps_are_eager_with_the_same_logits(monkeypatch, fresh_compile_probe):
@@ -140,7 +140,7 @@ def test_where_compiling_fails_steps_are_eager_with_the_same_logits(monkeypatch,
 def test_bad_input_is_named():
     model = small_model("M*")
     cache = model.allocate_cache(1, 3)
-    stepper = model.decode_stepper()
+    stepper = decode_stepper(model)
     with pytest.raises(ValueError, match="ids: expected shape"):
         stepper(torch.zeros(1, 2, dtype=torch.long), cache)
     for _ in range(3):

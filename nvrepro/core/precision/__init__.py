@@ -3,8 +3,8 @@
 The recipe: per-tensor *current* scaling (scale = format max / amax of the tensor now), E4M3
 for weights and activations, E5M2 for gradients, and every linear layer in FP8 except those of
 the first N and last N layers of the pattern (N = 4 in the paper), which stay in BF16. The
-paper reports a training-loss gap to BF16 typically under 0.1% relative at 8B scale, and warns
-that what it saw on smaller models did not generalise the same way.
+paper reports a training-loss gap to BF16 typically under 0.1% relative at 8B scale (whether it
+also warns about smaller models is not in our facts sheet: unconfirmed).
 
 One config, :class:`FP8Config`, and one entry point, :func:`apply_fp8`, over three backends:
 
@@ -35,7 +35,7 @@ from nvrepro.core.precision.emulated import (E4M3, E5M2, FP8Linear, compute_scal
                                              quantize, quantize_dequantize)
 from nvrepro.core.precision.recipe import apply_fp8, fp8_layer_mask, fp8_linear_names, fp8_plan
 from nvrepro.core.precision.stats import record_fp8_stats, tensor_stats
-from nvrepro.core.precision.te import attach_to_trainer
+from nvrepro.core.precision.plugin import attach_to_trainer
 
 __all__ = [
     "BACKENDS", "RECIPES", "FP8Config", "as_fp8_config", "E4M3", "E5M2", "FP8Linear",

@@ -4,7 +4,8 @@
 plugin replaces *every* ``nn.Linear`` of the model by ``te.Linear`` (the first and last layers
 and the LM head included) and runs the forward under ``te.fp8_autocast`` with a
 ``DelayedScaling`` recipe. Nemotron-H's recipe (arXiv 2504.03624, Sec. 2.4) needs two changes,
-both made from the model side by :func:`attach_to_trainer` (called by ``CausalLMModule.setup``,
+both made from the model side by :func:`~nvrepro.core.precision.plugin.attach_to_trainer`
+(called by ``CausalLMModule.setup``,
 which Lightning runs before the plugin converts the model):
 
 * exclusion of the first / last N layers: we replace only the eligible linears by ``te.Linear``
@@ -22,7 +23,7 @@ with its defaults (N = 4, current scaling).
 Limits, said plainly: Lightning's plugin keeps the *weights* in BF16 (``weights_dtype``), not
 FP32 master weights as Megatron-LM does; and the recipe is applied only through that plugin,
 which the DDP strategy runs. A strategy that brings its own precision plugin (FSDP's) is not
-that plugin: :func:`attach_to_trainer` refuses ``precision: transformer-engine`` there rather than
+that plugin: :func:`~nvrepro.core.precision.plugin.attach_to_trainer` refuses ``precision: transformer-engine`` there rather than
 let the recipe be skipped (Lightning's FSDP strategy, as of 2.6, also refuses that value itself,
 at ``Trainer`` construction). A multi-node FP8 run with TE therefore uses DDP, which holds a
 full replica per GPU: for the 8B model about 8 bytes per parameter (BF16 weights,
@@ -95,39 +96,3 @@ def is_te_plugin(plugin) -> bool:
     from lightning.fabric.plugins.precision.transformer_engine import TransformerEnginePrecision
 
     return isinstance(plugin, TransformerEnginePrecision)
-
-
-def attach_to_trainer(model: nn.Module, cfg: FP8Config | None, plugin) -> list[str]:
-    """Make the model's FP8 config and the trainer's precision plugin agree; see module doc.
-
-    Returns the names of the linears converted to ``te.Linear`` (empty unless TE is in use).
-    Raises :class:`ConfigError` for the contradictory combinations: TE asked of the model but not
-    of the trainer (or of a plugin other than TransformerEnginePrecision), or a second FP8 backend
-    under the TE plugin.
-    """
-    from nvrepro.core.precision.recipe import apply_fp8
-
-    te_trainer = is_te_plugin(plugin)
-    if not te_trainer and str(getattr(plugin, "precision", "")).startswith("transformer-engine"):
-        raise ConfigError(f"trainer.strategy: its precision plugin {type(plugin).__name__} is not "
-                          "Lightning's TransformerEnginePrecision, through which alone nvrepro applies "
-                          "Nemotron-H's FP8 recipe; use --trainer.strategy ddp, or fp8.backend "
-                          "'torchao' with the FSDP overlay")
-    if not te_trainer:
-        if cfg is not None and cfg.backend == "transformer_engine":
-            raise ConfigError("fp8.backend: 'transformer_engine' runs through Lightning's "
-                              "TransformerEnginePrecision plugin; add --config "
-                              "configs/scale/fp8.yaml (trainer.precision: transformer-engine)")
-        return []
-    if cfg is None:
-        cfg = FP8Config(backend="transformer_engine")  # the overlay alone: the paper's recipe
-    if cfg.backend in ("emulated", "torchao"):
-        raise ConfigError(f"fp8.backend: {cfg.backend!r} would quantise a second time under "
-                          "trainer.precision: transformer-engine; use backend "
-                          "'transformer_engine' with that overlay, or drop the overlay")
-    if cfg.backend == "none":
-        return []  # the plugin converts every linear itself
-    names = apply_fp8(model, cfg)
-    plugin.replace_layers = False  # never the blanket conversion, even when no layer is FP8
-    plugin.recipe = te_recipe(cfg)
-    return names
