@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import logging
-import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +27,7 @@ import lightning as L
 import yaml
 
 from nvrepro.core.config import ConfigError
+from nvrepro.core.fitting import quiet_fit
 
 
 def read_cli_yaml(path) -> dict[str, Any]:
@@ -102,10 +100,9 @@ def trainer_kwargs_from_yaml(path, **overrides) -> dict[str, Any]:
 
 # --- training an arm from its YAML, quietly, as a notebook wants it ----------------------
 
-# Trainer settings for a run inside a notebook or test: no logger files, no checkpoints, no
-# per-step bars (the caller shows its own), no sanity pass (its numbers would join the curve).
-QUIET_TRAINER = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                     enable_model_summary=False, num_sanity_val_steps=0)
+# Trainer settings for a run inside a notebook or test (with nvrepro.core.fitting.quiet_fit: no
+# logger files, checkpoints or bars): no sanity pass, whose numbers would join the curve.
+QUIET_TRAINER = dict(num_sanity_val_steps=0)
 
 
 class MetricCurve(L.Callback):
@@ -156,19 +153,7 @@ def fit_from_yaml(path, seed: int, *, trainer: dict | None = None, data: dict | 
     module = module_from_yaml(path)
     callback = MetricCurve(metrics)
     kwargs = trainer_kwargs_from_yaml(path, **{**QUIET_TRAINER, **(trainer or {})})
-    kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [callback]
-    log = logging.getLogger("lightning.pytorch")
-    level = log.level
-    log.setLevel(logging.WARNING)  # "GPU available: ..." banners, once per arm, are noise here
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # inside Lightning itself
-            fitter = L.Trainer(**kwargs)
-            start = time.perf_counter()
-            fitter.fit(module, datamodule)
-            seconds = time.perf_counter() - start
-    finally:
-        log.setLevel(level)
-    return FitResult(module, datamodule, callback.curve, seconds, int(fitter.global_step))
+    callbacks = list(kwargs.pop("callbacks", None) or []) + [callback]
+    kwargs.pop("enable_progress_bar", None)  # the caller shows its own progress
+    outcome = quiet_fit(module, datamodule=datamodule, callbacks=callbacks, **kwargs)
+    return FitResult(module, datamodule, callback.curve, outcome.seconds, outcome.steps)

@@ -18,11 +18,8 @@ rest of every arm runs under the same BF16 autocast. The loss arrays are paired 
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import logging
 import time
-import warnings
 from pathlib import Path
 
 import lightning as L
@@ -30,11 +27,11 @@ import torch
 
 from nvrepro.core.config import ModelConfig
 from nvrepro.core.data import TextDataModule
+from nvrepro.core.fitting import quiet_fit
 from nvrepro.core.lm import build_model
 from nvrepro.core.module import CausalLMModule, causal_lm_loss
 from nvrepro.core.precision import FP8Config, fp8_plan, record_fp8_stats
 from nvrepro.core.profiles import profile_settings
-from nvrepro.core.progress import progress_callbacks
 from nvrepro.core.recipe import init_args_from_yaml, read_cli_yaml
 from nvrepro.core.paths import REPO_ROOT
 from nvrepro.core.timing import num_threads
@@ -100,27 +97,6 @@ class _LossRecorder(L.Callback):
         self.losses.append(float(outputs["loss"]))
 
 
-def _trainer(cfg: dict, **kw) -> L.Trainer:
-    t = cfg["trainer"]
-    return L.Trainer(accelerator=t.get("accelerator", "auto"), devices=1, precision=t["precision"],
-                     gradient_clip_val=t.get("gradient_clip_val"), logger=False,
-                     enable_checkpointing=False, enable_model_summary=False, **kw)
-
-
-@contextlib.contextmanager
-def _quiet_lightning():
-    """Silence Lightning's per-Trainer banners (four runs would print them four times)."""
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(num_workers|LeafSpec|litlogger).*")
-        try:
-            yield
-        finally:
-            for lg, level in zip(loggers, levels):
-                lg.setLevel(level)
 
 
 def _autocast(device: torch.device, precision: str):
@@ -149,11 +125,11 @@ def train_arm(cfg: dict, fp8: FP8Config, data: TextDataModule, seed: int,
     L.seed_everything(seed, verbose=False)
     module = CausalLMModule(model=cfg["model"], optim=cfg["optim"], fp8=fp8)
     recorder = _LossRecorder()
+    t = cfg["trainer"]
     start = time.perf_counter()
-    with _quiet_lightning():
-        _trainer(cfg, max_steps=cfg["trainer"]["max_steps"], limit_val_batches=0,
-                 callbacks=[recorder, *progress_callbacks(progress)],
-                 enable_progress_bar=progress).fit(module, datamodule=data)
+    quiet_fit(module, datamodule=data, progress=progress, callbacks=[recorder],
+              accelerator=t.get("accelerator", "auto"), devices=1, precision=t["precision"],
+              gradient_clip_val=t.get("gradient_clip_val"), max_steps=t["max_steps"], limit_val_batches=0)
     seconds = time.perf_counter() - start
     val = held_out_loss(module, data, cfg["trainer"].get("limit_val_batches", 8),
                         cfg["trainer"]["precision"])

@@ -21,11 +21,7 @@ the paper profile and writes ``parent.pt`` and ``student.pt`` for
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
-import logging
-import time
-import warnings
 from pathlib import Path
 
 import lightning as L
@@ -34,11 +30,11 @@ import torch
 from nvrepro.core.config import model_config_from_yaml
 from nvrepro.core.data import TextDataModule
 from nvrepro.core.decode import time_decode
+from nvrepro.core.fitting import quiet_fit
 from nvrepro.core.lm import HybridLM
 from nvrepro.core.module import CausalLMModule
 from nvrepro.core.paths import CONFIGS_DIR
 from nvrepro.core.profiles import profile_settings
-from nvrepro.core.progress import progress_callbacks
 from nvrepro.core.timing import num_threads
 from nvrepro.hybrid.distill import DistillationModule, save_lm
 from nvrepro.hybrid.minipuzzle import ffn_neuron_importance, layer_importance, layers_to_keep, prune_model
@@ -122,34 +118,12 @@ class _Probe(L.Callback):
         self._record(trainer, module)
 
 
-@contextlib.contextmanager
-def _quiet():
-    """Hide Lightning's per-fit banners and the expected warning about the frozen (eval) teacher."""
-    logger = logging.getLogger("lightning.pytorch")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")  # the frozen teacher
-            warnings.filterwarnings("ignore", message=r".*no `val_dataloader`.*")  # we evaluate in _Probe
-            warnings.filterwarnings("ignore", message=r".*LeafSpec.*")  # a Lightning/torch deprecation
-            yield
-    finally:
-        logger.setLevel(level)
-
-
 def _fit(module: L.LightningModule, dm: TextDataModule, steps: int, progress: bool,
          probe: _Probe | None = None) -> float:
     """Train ``module`` for ``steps`` optimizer steps on ``dm``'s training data; returns seconds."""
-    with _quiet():
-        trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=steps, logger=False,
-                            enable_checkpointing=False, enable_model_summary=False,
-                            enable_progress_bar=progress, limit_val_batches=0, num_sanity_val_steps=0,
-                            gradient_clip_val=1.0,
-                            callbacks=([probe] if probe else []) + progress_callbacks(progress))
-        start = time.perf_counter()
-        trainer.fit(module, train_dataloaders=dm.train_dataloader())
-        return time.perf_counter() - start
+    return quiet_fit(module, train_dataloaders=dm.train_dataloader(), progress=progress,
+                     callbacks=[probe] if probe else [], accelerator="cpu", devices=1, max_steps=steps,
+                     limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=1.0).seconds
 
 
 def train_parent(p: dict, dm: TextDataModule, seed: int, progress: bool = True) -> tuple[HybridLM, float]:

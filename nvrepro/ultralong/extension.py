@@ -34,9 +34,9 @@ from nvrepro.core.checkpoints import cache_key, cache_path, load_cached, save_ca
 from nvrepro.core.config import ConfigError
 from nvrepro.core.data.longctx import pack_with_separator
 from nvrepro.core.evaluation import eval_mode
+from nvrepro.core.fitting import quiet_fit
 from nvrepro.core.lm import HybridLM
 from nvrepro.core.paths import BUILD_DIR, CONFIGS_DIR
-from nvrepro.core.progress import progress_callbacks
 from nvrepro.core.recipe import datamodule_from_yaml, init_args_from_yaml, module_from_yaml, read_cli_yaml
 from nvrepro.core.timing import num_threads
 from nvrepro.ultralong.evaluate import greedy_predictor, niah_grid, ruler_scores, short_context_loss
@@ -85,11 +85,8 @@ def data_overrides(p: dict) -> dict:
 
 
 def _fit(module, datamodule, steps: int, progress: bool) -> None:
-    trainer = L.Trainer(accelerator="auto", devices=1, max_steps=steps, logger=False,
-                        enable_checkpointing=False, limit_val_batches=0, enable_model_summary=False,
-                        enable_progress_bar=progress, gradient_clip_val=1.0,
-                        callbacks=progress_callbacks(progress))
-    trainer.fit(module, datamodule)
+    quiet_fit(module, datamodule=datamodule, progress=progress, accelerator="auto", devices=1,
+              max_steps=steps, limit_val_batches=0, gradient_clip_val=1.0)
 
 
 def train(yaml: Path, *, seed: int, steps: int | None = None, init: tuple[str, dict] | None = None,

@@ -5,27 +5,11 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 from nvrepro.core.progress import StepProgressBar, progress_callbacks
 
 
-class TinyRegression(L.LightningModule):
-    def __init__(self):
-        super().__init__()
-        self.layer = torch.nn.Linear(4, 1)
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = torch.nn.functional.mse_loss(self.layer(x), y)
-        self.log("loss", loss)
-        return loss
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1)
-
-
-def _fit(bar: StepProgressBar, steps: int) -> list[int]:
+def _fit(tiny, bar: StepProgressBar, steps: int) -> list[int]:
     """Fit ``steps`` steps; returns the bar's position at each redraw (tqdm's ``refresh``)."""
     drawn: list[int] = []
     original_start = bar.on_train_start
@@ -36,27 +20,27 @@ def _fit(bar: StepProgressBar, steps: int) -> list[int]:
         bar.bar.refresh = lambda *a, **k: drawn.append(bar.bar.n) or real_refresh(*a, **k)
 
     bar.on_train_start = start
+    model_cls, data = tiny
     torch.manual_seed(0)
-    data = DataLoader(TensorDataset(torch.randn(64, 4), torch.randn(64, 1)), batch_size=4)
     L.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_model_summary=False,
-              callbacks=[bar], accelerator="cpu").fit(TinyRegression(), data)
+              callbacks=[bar], accelerator="cpu").fit(model_cls(), data(batch_size=4))
     return drawn
 
 
-def test_bar_counts_every_step_but_redraws_rarely():
+def test_bar_counts_every_step_but_redraws_rarely(tiny):
     bar = StepProgressBar(min_interval=60.0)
     seen = {}
     original_end = bar.on_train_end
     bar.on_train_end = lambda t, m: seen.update(n=bar.bar.n, total=bar.bar.total) or original_end(t, m)
-    drawn = _fit(bar, steps=200)
+    drawn = _fit(tiny, bar, steps=200)
     assert seen == {"n": 200, "total": 200}
     # Lightning's own bars redraw on each of the 200 steps; within a minute this one redraws at
     # most at the start and once on close.
     assert len(drawn) <= 2, drawn
 
 
-def test_bar_redraws_every_step_without_an_interval():
-    drawn = _fit(StepProgressBar(min_interval=0.0), steps=20)
+def test_bar_redraws_every_step_without_an_interval(tiny):
+    drawn = _fit(tiny, StepProgressBar(min_interval=0.0), steps=20)
     assert len(drawn) >= 20  # the interval, not the step count, is what limits redraws
 
 
