@@ -105,16 +105,26 @@ class HybridLM(nn.Module):
                 layers.append(None)
         return LMCache(layers=layers, length=0, capacity=capacity)
 
-    def forward(self, input_ids: torch.Tensor, cache: LMCache | None = None,
-                doc_ids: torch.Tensor | None = None) -> torch.Tensor:
-        if input_ids.dim() != 2:
+    def forward(self, input_ids: torch.Tensor | None = None, cache: LMCache | None = None,
+                doc_ids: torch.Tensor | None = None, *,
+                inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(b, l, vocab)`` for token ids ``input_ids (b, l)``, or for ready-made input
+        vectors ``inputs_embeds (b, l, d_model)`` (e.g. projected image tiles next to embedded
+        text), continuing ``cache`` when given. Exactly one of the two inputs."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("input_ids, inputs_embeds: give exactly one of the two")
+        if input_ids is not None and input_ids.dim() != 2:
             raise ValueError(f"input_ids: expected shape (batch, length), got {tuple(input_ids.shape)}")
+        if inputs_embeds is not None and (inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != self.cfg.d_model):
+            raise ValueError(f"inputs_embeds: expected shape (batch, length, d_model={self.cfg.d_model}), "
+                             f"got {tuple(inputs_embeds.shape)}")
+        length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
         offset = cache.length if cache is not None else 0
-        total = offset + input_ids.shape[1]
+        total = offset + length
         if total > self.cfg.max_seq_len:
             raise ValueError(f"max_seq_len: sequence of {total} tokens is longer than the configured "
                              f"max_seq_len={self.cfg.max_seq_len}; raise model.max_seq_len or shorten the input")
-        x = self.embed(input_ids)
+        x = self.embed(input_ids) if inputs_embeds is None else inputs_embeds
         for i, block in enumerate(self.layers):
             x = block(x, cache.layers[i] if cache is not None else None, doc_ids)
         if cache is not None:

@@ -29,6 +29,34 @@ def test_prefill_then_decode_equals_full_forward(pattern):
     assert cache.length == 29
 
 
+def test_inputs_embeds_stand_in_for_token_ids():
+    """A prefix of vectors that are not token embeddings (image tiles, say) followed by text,
+    against the same computation spelled out: embed the text by hand and run the blocks."""
+    model = small_model("M-M*-")
+    ids = torch.randint(0, 50, (2, 12))
+    torch.testing.assert_close(model(inputs_embeds=model.embed(ids)), model(ids), rtol=0, atol=0)
+    tiles = torch.randn(2, 5, 32, dtype=torch.float64)
+    mixed = torch.cat([tiles, model.embed(ids)], 1)
+    x = mixed
+    for block in model.layers:
+        x = block(x, None, None)
+    torch.testing.assert_close(model(inputs_embeds=mixed), model.lm_head(model.norm_f(x)))
+    cache = model.allocate_cache(2, 40)  # vectors prefilled, then text decoded through the cache
+    pieces = [model(inputs_embeds=mixed[:, :9], cache=cache), model(ids[:, 4:], cache)]
+    torch.testing.assert_close(torch.cat(pieces, 1), model(inputs_embeds=mixed), rtol=1e-9, atol=1e-9)
+
+
+def test_exactly_one_input_kind():
+    model = small_model("M*")
+    ids = torch.randint(0, 50, (1, 4))
+    with pytest.raises(ValueError, match="input_ids, inputs_embeds: give exactly one"):
+        model(ids, inputs_embeds=model.embed(ids))
+    with pytest.raises(ValueError, match="input_ids, inputs_embeds: give exactly one"):
+        model()
+    with pytest.raises(ValueError, match=r"inputs_embeds: expected shape \(batch, length, d_model=32\)"):
+        model(inputs_embeds=torch.zeros(1, 4, 16, dtype=torch.float64))
+
+
 def test_greedy_generation_equals_argmax_of_full_forwards():
     """Reference: no cache at all, re-run the whole sequence for every new token."""
     model = small_model("M-M*-", attention=dict(n_heads=4, n_kv_heads=2, head_dim=8, rope=True))
