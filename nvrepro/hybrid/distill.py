@@ -7,11 +7,11 @@ the forward KL divergence on the logits at temperature 1:
 
 :class:`DistillationModule` is :class:`~nvrepro.core.module.CausalLMModule` (same optimizer,
 schedule, metrics and YAML) with that loss. The teacher is a checkpoint path in the YAML
-(``teacher:``; a Lightning ``.ckpt`` of a ``CausalLMModule`` or a file from :func:`save_lm`),
+(``teacher:``; a Lightning ``.ckpt`` of a ``CausalLMModule`` or a file from :func:`~nvrepro.core.weights.save_lm`),
 loaded with ``torch.load(weights_only=True)`` when training starts; it is frozen (no gradients,
 always in eval mode), is not handed to the optimizer, and is left out of saved checkpoints. The
 student starts from ``student_init`` (the pruned model, also a checkpoint path) or from random
-weights when it is omitted. The distilled student is read back with :func:`load_lm` (a checkpoint
+weights when it is omitted. The distilled student is read back with :func:`~nvrepro.core.weights.load_lm` (a checkpoint
 of this module holds the student alone).
 
 At full scale the float32 ``(b, l, vocab)`` logits of both models dominate activation memory; a
@@ -20,8 +20,6 @@ fused or chunked KL is the production fix and is not attempted here.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
@@ -29,6 +27,7 @@ from nvrepro.core.config import ConfigError, ModelConfig
 from nvrepro.core.lm import HybridLM
 from nvrepro.core.module import CausalLMModule, OptimConfig, causal_lm_loss
 from nvrepro.core.precision import FP8Config
+from nvrepro.core.weights import init_from, load_lm
 
 TEACHER_PREFIX = "teacher."
 
@@ -58,44 +57,6 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: 
     return kl.mean() * temperature**2
 
 
-def save_lm(model: HybridLM, path: str | Path) -> Path:
-    """Write ``{"model": config dict, "state_dict": ...}``, loadable with ``weights_only=True``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": model.cfg.to_dict(), "state_dict": model.state_dict()}, path)
-    return path
-
-
-def load_lm(path: str | Path, map_location: str | torch.device = "cpu") -> HybridLM:
-    """A :class:`HybridLM` from :func:`save_lm`'s file or a ``CausalLMModule`` Lightning checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint: no such file {str(path)!r}")
-    raw = torch.load(path, map_location=map_location, weights_only=True)
-    if "hyper_parameters" in raw and "state_dict" in raw:  # Lightning checkpoint
-        cfg = raw["hyper_parameters"].get("model")
-        state = {k[len("model."):]: v for k, v in raw["state_dict"].items() if k.startswith("model.")}
-    elif "model" in raw and "state_dict" in raw:
-        cfg, state = raw["model"], raw["state_dict"]
-    else:
-        raise ValueError(f"checkpoint: {str(path)!r} is neither a save_lm file nor a CausalLMModule "
-                         f"checkpoint (top-level keys: {sorted(raw)[:8]})")
-    model = HybridLM(ModelConfig.from_dict(cfg))
-    model.load_state_dict(state, strict=True)
-    return model
-
-
-def _config_differences(a: ModelConfig, b: ModelConfig) -> list[str]:
-    da, db = a.to_dict(), b.to_dict()
-    out = []
-    for key in da:
-        if isinstance(da[key], dict):
-            out += [f"{key}.{k}: {da[key][k]!r} vs {db[key][k]!r}" for k in da[key] if da[key][k] != db[key][k]]
-        elif da[key] != db[key]:
-            out.append(f"{key}: {da[key]!r} vs {db[key]!r}")
-    return out
-
-
 class DistillationModule(CausalLMModule):
     """Train the student ``model`` to match a frozen ``teacher``'s next-token distributions.
 
@@ -119,12 +80,7 @@ class DistillationModule(CausalLMModule):
         self.teacher_path, self.temperature, self.ce_weight = teacher, temperature, ce_weight
         self.teacher: HybridLM | None = None
         if student_init is not None:
-            init = load_lm(student_init)
-            diff = _config_differences(self.model_config, init.cfg)
-            if diff:
-                raise ConfigError(f"model: student_init {student_init!r} holds a different model than "
-                                  f"model.init_args.model (YAML vs checkpoint): {'; '.join(diff)}")
-            self.model.load_state_dict(init.state_dict())
+            init_from(self.model, student_init, same_config=True, field="student_init")
 
     @classmethod
     def from_models(cls, student: HybridLM, teacher: HybridLM, **kwargs) -> "DistillationModule":

@@ -36,7 +36,8 @@ from nvrepro.core.module import CausalLMModule
 from nvrepro.core.paths import CONFIGS_DIR
 from nvrepro.core.profiles import profile_settings
 from nvrepro.core.timing import num_threads
-from nvrepro.hybrid.distill import DistillationModule, save_lm
+from nvrepro.core.weights import save_lm
+from nvrepro.hybrid.distill import DistillationModule
 from nvrepro.hybrid.minipuzzle import ffn_neuron_importance, layer_importance, layers_to_keep, prune_model
 from nvrepro.hybrid.search import (GIB, MemoryBudget, candidate_grid, format_memory, memory_estimate,
                                    next_token_metrics, placeholder_importance, predictions, search)

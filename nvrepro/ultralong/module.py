@@ -8,24 +8,9 @@ short-context run loads into the extended model unchanged; only the config diffe
 
 from __future__ import annotations
 
-import torch
-
 from nvrepro.core.config import ModelConfig
-from nvrepro.core.lm import HybridLM
 from nvrepro.core.module import CausalLMModule, OptimConfig
-
-
-def load_lm_weights(model: HybridLM, path: str) -> None:
-    """Load the LM weights of a Lightning checkpoint (keys ``model.*``) or a bare state dict.
-
-    The checkpoint's own model config is ignored on purpose: the extended model keeps every
-    weight shape and changes only position handling. A missing or unexpected key is an error.
-    """
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    state = ckpt.get("state_dict", ckpt)
-    if any(k.startswith("model.") for k in state):
-        state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
-    model.load_state_dict(state, strict=True)
+from nvrepro.core.weights import init_from as init_from_file
 
 
 class ContextExtensionModule(CausalLMModule):
@@ -41,4 +26,4 @@ class ContextExtensionModule(CausalLMModule):
         # init_from is deliberately not a saved hyperparameter: reloading this module's own
         # checkpoint must not need the parent checkpoint file.
         if init_from is not None:
-            load_lm_weights(self.model, init_from)
+            init_from_file(self.model, init_from)

@@ -18,7 +18,8 @@ from nvrepro.core.config import ConfigError, ModelConfig, model_config_from_yaml
 from nvrepro.core.data import SyntheticDataModule
 from nvrepro.core.info import count_parameters
 from nvrepro.core.lm import HybridLM, build_model
-from nvrepro.hybrid.distill import DistillationModule, kd_loss, load_lm, save_lm
+from nvrepro.core.weights import load_lm, save_lm
+from nvrepro.hybrid.distill import DistillationModule, kd_loss
 from nvrepro.hybrid.minipuzzle import (ffn_neuron_importance, layer_importance, layers_to_keep, prune_ffn,
                                        prune_model, top_neurons)
 from nvrepro.hybrid.search import (GIB, MemoryBudget, candidate_grid, max_context, memory_estimate,
