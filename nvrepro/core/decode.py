@@ -189,7 +189,7 @@ def time_decode(models: dict[str, HybridLM], context: int, steps: int = 16, repe
             prefill_seconds=d.prefill_seconds, cache_bytes=cache_nbytes(d.cache),
             predicted_cache_bytes=predicted_cache_nbytes(d.model.cfg, context + steps, batch,
                                                          d.model.embed.weight.dtype),
-            compiled=bool(getattr(d.step, "compiled", False)), compile_seconds=d.compile_seconds)
+            compiled=d.step.compiled, compile_seconds=d.compile_seconds)
     return out
 
 

@@ -23,8 +23,8 @@ with its defaults (N = 4, current scaling).
 Limits, said plainly: Lightning's plugin keeps the *weights* in BF16 (``weights_dtype``), not
 FP32 master weights as Megatron-LM does; and the recipe is applied only through that plugin,
 which the DDP strategy runs. A strategy that brings its own precision plugin (FSDP's) is not
-that plugin: :func:`~nvrepro.core.precision.plugin.attach_to_trainer` refuses ``precision: transformer-engine`` there rather than
-let the recipe be skipped (Lightning's FSDP strategy, as of 2.6, also refuses that value itself,
+that plugin: :func:`~nvrepro.core.precision.plugin.attach_to_trainer` refuses
+``precision: transformer-engine`` there rather than let the recipe be skipped (Lightning's FSDP strategy, as of 2.6, also refuses that value itself,
 at ``Trainer`` construction). A multi-node FP8 run with TE therefore uses DDP, which holds a
 full replica per GPU: for the 8B model about 8 bytes per parameter (BF16 weights,
 gradients and both AdamW moments), ~65 GB before activations, so 141 GB-class GPUs or
