@@ -1,7 +1,26 @@
 """nvrepro: notebook-driven, tested reproductions of ten NVIDIA research papers.
 
-``nvrepro.core`` holds the shared building blocks (layers, the pattern-built LM, data, the base
-LightningModule, the CLI); each paper lives in its own subpackage and imports only ``core``.
+Where things live, and which way imports go (each line imports only from the lines above it;
+``tests/test_import_graph.py`` checks this and that there is no import cycle)::
+
+    nvrepro/core/tooling/     runner (papermill), gallery (``nvrepro status``), figures + sidecars,
+                              claims (text + predicate), intervals, profiles, weight cache, verdicts,
+                              timing, paths, validation (ConfigError). No Lightning, no model code.
+    nvrepro/core/lm/          ModelConfig, layers + the layer-kind registry, PatternLM and its
+                              caches, fixed-shape decoding, info (sizes on meta), HF interop.
+    nvrepro/core/data/        tokenizers, the local corpus, synthetic tasks, datamodules.
+    nvrepro/core/evaluation/  eval_mode, loss/accuracy over supervised positions, batched
+                              generation and option scoring, exact match / token F1, check_number.
+    nvrepro/core/training/    the LightningModule base (LMModule), quiet_fit, progress bar,
+                              precision (FP8 as a callback), weights (init_from), YAML runs,
+                              export-hf / import-hf commands.
+    nvrepro/<paper>/          one paper each (hybrid = Nemotron-H, ultralong = UltraLong, ...):
+                              its models, one experiment module per notebook (profiles,
+                              ``run(profile, seed)``, claims, plots), exercises. Imports core only,
+                              never another paper.
+    nvrepro/cli.py            the ``nvrepro`` command: LightningCLI plus the subcommands above.
+
+(``data`` and ``lm`` sit side by side: neither imports the other.)
 """
 
 __version__ = "0.1.0"

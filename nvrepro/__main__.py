@@ -1,8 +1,8 @@
-"""``python -m nvrepro ...`` is the ``nvrepro`` command (:func:`nvrepro.core.cli.main`)."""
+"""``python -m nvrepro ...`` is the ``nvrepro`` command (:func:`nvrepro.cli.main`)."""
 
 import sys
 
-from nvrepro.core.cli import main
+from nvrepro.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

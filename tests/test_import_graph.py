@@ -8,7 +8,8 @@ import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "nvrepro"
-PAPERS = ("nvrepro.hybrid", "nvrepro.ultralong")
+PAPERS = tuple(f"nvrepro.{p.name}" for p in PACKAGE.iterdir()
+               if p.is_dir() and p.name not in ("core", "__pycache__"))
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -71,3 +72,57 @@ def test_core_imports_no_paper_package():
     bad = {(n, i) for n in MODULES if n.startswith("nvrepro.core") for i in imports_of(n)
            if i.startswith(PAPERS)}
     assert not bad, sorted(bad)
+
+
+# Which core roles each role may import (see the map in nvrepro/__init__.py): imports go one way.
+ROLES = {
+    "tooling": {"tooling"},
+    "lm": {"tooling", "lm"},
+    "data": {"tooling", "data"},
+    "evaluation": {"tooling", "lm", "data", "evaluation"},
+    "training": {"tooling", "lm", "data", "evaluation", "training"},
+}
+
+
+def role(name: str) -> str | None:
+    parts = name.split(".")
+    return parts[2] if len(parts) > 2 and parts[1] == "core" else None
+
+
+def test_core_roles_import_only_downward():
+    assert {role(n) for n in MODULES if n.startswith("nvrepro.core.")} == set(ROLES)
+    bad = sorted((n, i) for n in MODULES if role(n) for i in imports_of(n)
+                 if i.startswith("nvrepro.") and role(i) not in ROLES[role(n)])
+    assert not bad, bad
+
+
+def test_papers_import_no_other_paper():
+    bad = sorted((n, i) for n in MODULES for i in imports_of(n)
+                 for p in PAPERS if n.startswith(p + ".") or n == p
+                 if i.startswith(PAPERS) and not (i == p or i.startswith(p + ".")))
+    assert not bad, bad
+
+
+def third_party_roots(name: str) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(MODULES[name].read_text())):
+        if isinstance(node, ast.Import):
+            roots |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_tooling_does_not_import_lightning():
+    bad = sorted(n for n in MODULES if role(n) == "tooling"
+                 if third_party_roots(n) & {"lightning", "pytorch_lightning"})
+    assert not bad, bad
+    # and at run time: the runner and the gallery load without Lightning
+    import subprocess
+    import sys
+
+    code = ("import sys, nvrepro.core.tooling.runner, nvrepro.core.tooling.gallery, "
+            "nvrepro.core.tooling.figures, nvrepro.core.tooling.claims; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

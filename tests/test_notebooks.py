@@ -1,6 +1,6 @@
 """The notebooks themselves: clean on disk, parametrisable, and runnable in the smoke profile.
 
-Executed with the same runner as ``nvrepro reproduce`` (:mod:`nvrepro.core.repro`).
+Executed with the same runner as ``nvrepro reproduce`` (:mod:`nvrepro.core.tooling.runner`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nvrepro.core import repro
+from nvrepro.core.tooling import runner as repro
 
 ROOT = repro.REPO_ROOT
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*/[0-9][0-9]_*.ipynb"))
@@ -64,7 +64,7 @@ def test_notebook_has_parameters_cell(path):
     namespace: dict = {}
     exec(first.source, namespace)  # noqa: S102 - our own notebook's literal assignments
     assert namespace["profile"] == "smoke", "the committed default profile must be the cheap one"
-    # None: nvrepro.core.plotting.figure_dir picks figures/ for the paper profile and build/
+    # None: nvrepro.core.tooling.figures.figure_dir picks figures/ for the paper profile and build/
     # otherwise, so running the notebook as committed never overwrites the status of record.
     assert namespace["out_dir"] is None, f"{path.name}: out_dir must default to None"
 

@@ -1,1 +1,2 @@
-"""Shared building blocks. Imports nothing from a paper package."""
+"""Shared building blocks, grouped by role (tooling, lm, data, evaluation, training); the map and
+the import order are in :mod:`nvrepro`. Imports nothing from a paper package."""

@@ -4,7 +4,7 @@ NVIDIA, "Nemotron-H: A Family of Accurate and Efficient Hybrid Mamba-Transformer
 arXiv:2504.03624, https://arxiv.org/abs/2504.03624.
 
 Nemotron-H replaces most self-attention layers of a Transformer with Mamba-2 layers, keeping a
-small number of attention layers (the layer pattern of ``nvrepro.core.config``: ``M`` Mamba-2,
+small number of attention layers (the layer pattern of ``nvrepro.core.lm.config``: ``M`` Mamba-2,
 ``*`` attention, ``-`` FFN). Its efficiency argument rests on the Mamba-2 mixer: a selective
 state-space model whose cost is linear in the sequence length in training (the chunked
 "state-space duality" algorithm, Dao & Gu 2024, arXiv:2405.21060) and constant per token in
@@ -24,13 +24,13 @@ Where the toy reproduction deviates from the paper:
   The shape of the curves (linear vs quadratic in length) transfers; absolute numbers do not.
 * The SSD code follows the Mamba-2 paper's minimal reference (scalar ``A`` per head, grouped
   ``B``/``C``); Nemotron-H's layer widths and hybrid patterns are model configs
-  (``nvrepro.core.config``), not part of this operator-level study.
+  (``nvrepro.core.lm.config``), not part of this operator-level study.
 * MiniPuzzle (``05_minipuzzle``; ``minipuzzle.py``, ``search.py``, ``distill.py``): importance,
   the budgeted candidate search and forward-KL distillation run on a toy parent trained here for
   a few hundred thousand byte tokens; only the top candidate is distilled (briefly), and the
   56B -> 47B search runs on the meta device with a placeholder layer order and an *assumed* memory
   budget (the paper's exact budget is not in our facts sheet).
-* FP8 (``04_fp8_training``; ``fp8_experiment.py``, recipe in ``nvrepro.core.precision``): FP8 is
+* FP8 (``04_fp8_training``; ``fp8_experiment.py``, recipe in ``nvrepro.core.training.precision``): FP8 is
   emulated (exact FP8 rounding of every GEMM operand, no FP8 speed); the toy hybrid has 11
   layers, so the recipe keeps N = 1 (not 4) at each end in BF16; one seed, a few hundred steps.
 * Inference cost (``03_inference_cost``; ``inference.py``): decode latency and cache memory are

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from nvrepro.core.config import ModelConfig
-from nvrepro.core.info import count_parameters
+from nvrepro.core.lm.config import ModelConfig
+from nvrepro.core.lm.info import count_parameters
 
 
 def nemotron_pattern(n_mamba: int, n_attention: int) -> str:
@@ -62,7 +62,7 @@ def solve_ffn_width(cfg: ModelConfig, target_params: int, multiple: int = 8) -> 
 
     The parameter count is affine in the FFN width ``f``: ``P(f) = P(0) + f * k`` with
     ``k = n_ffn * d_model * m`` (``m`` = 2 matrices for squared ReLU, 3 for SwiGLU). ``k`` is
-    measured by counting ``cfg`` at two widths (:func:`~nvrepro.core.info.count_parameters`),
+    measured by counting ``cfg`` at two widths (:func:`~nvrepro.core.lm.info.count_parameters`),
     so the solver assumes nothing about the FFN's layout; ``f = (target - P(0)) / k``, rounded.
     """
     if "-" not in cfg.pattern:

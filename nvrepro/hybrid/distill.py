@@ -5,13 +5,13 @@ the forward KL divergence on the logits at temperature 1:
 
     L_KD = mean over supervised positions t of  KL(p_teacher(. | x_<=t) || p_student(. | x_<=t))
 
-:class:`DistillationModule` is :class:`~nvrepro.core.module.CausalLMModule` (same optimizer,
+:class:`DistillationModule` is :class:`~nvrepro.core.training.module.CausalLMModule` (same optimizer,
 schedule, metrics and YAML) with that loss. The teacher is a checkpoint path in the YAML
-(``teacher:``; a Lightning ``.ckpt`` of a ``CausalLMModule`` or a file from :func:`~nvrepro.core.weights.save_lm`),
+(``teacher:``; a Lightning ``.ckpt`` of a ``CausalLMModule`` or a file from :func:`~nvrepro.core.training.weights.save_lm`),
 loaded with ``torch.load(weights_only=True)`` when training starts; it is frozen (no gradients,
 always in eval mode), is not handed to the optimizer, and is left out of saved checkpoints. The
 student starts from ``student_init`` (the pruned model, also a checkpoint path) or from random
-weights when it is omitted. The distilled student is read back with :func:`~nvrepro.core.weights.load_lm` (a checkpoint
+weights when it is omitted. The distilled student is read back with :func:`~nvrepro.core.training.weights.load_lm` (a checkpoint
 of this module holds the student alone).
 
 At full scale the float32 ``(b, l, vocab)`` logits of both models dominate activation memory; a
@@ -23,11 +23,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nvrepro.core.config import ConfigError, ModelConfig
-from nvrepro.core.lm import HybridLM
-from nvrepro.core.module import CausalLMModule, OptimConfig, causal_lm_loss
-from nvrepro.core.precision import FP8Config
-from nvrepro.core.weights import init_from, load_lm
+from nvrepro.core.lm.config import ConfigError, ModelConfig
+from nvrepro.core.lm.model import PatternLM
+from nvrepro.core.training.module import CausalLMModule, OptimConfig, causal_lm_loss
+from nvrepro.core.training.precision import FP8Config
+from nvrepro.core.training.weights import init_from, load_lm
 
 TEACHER_PREFIX = "teacher."
 
@@ -78,19 +78,19 @@ class DistillationModule(CausalLMModule):
         self.save_hyperparameters({"teacher": teacher, "student_init": student_init,
                                    "temperature": temperature, "ce_weight": ce_weight})
         self.teacher_path, self.temperature, self.ce_weight = teacher, temperature, ce_weight
-        self.teacher: HybridLM | None = None
+        self.teacher: PatternLM | None = None
         if student_init is not None:
             init_from(self.model, student_init, same_config=True, field="student_init")
 
     @classmethod
-    def from_models(cls, student: HybridLM, teacher: HybridLM, **kwargs) -> "DistillationModule":
+    def from_models(cls, student: PatternLM, teacher: PatternLM, **kwargs) -> "DistillationModule":
         """A module whose student is a copy of ``student``'s weights and whose teacher is ``teacher``."""
         module = cls(model=student.cfg.to_dict(), **kwargs)
         module.model.load_state_dict(student.state_dict())
         module.set_teacher(teacher)
         return module
 
-    def set_teacher(self, teacher: HybridLM) -> None:
+    def set_teacher(self, teacher: PatternLM) -> None:
         """Freeze ``teacher`` (no grad, eval mode) and attach it; its vocabulary must match."""
         if teacher.cfg.vocab_size != self.model_config.vocab_size:
             raise ConfigError(f"teacher: vocab_size {teacher.cfg.vocab_size} differs from the student's "

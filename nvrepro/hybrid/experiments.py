@@ -13,10 +13,10 @@ from typing import Callable
 
 import torch
 
-from nvrepro.core.bench import ssd_inputs
-from nvrepro.core.layers.ssd import ssd_chunked, ssd_naive
-from nvrepro.core.profiles import profile_settings
-from nvrepro.core.timing import num_threads
+from nvrepro.hybrid.bench import ssd_inputs
+from nvrepro.core.lm.layers.ssd import ssd_chunked, ssd_naive
+from nvrepro.core.tooling.profiles import profile_settings
+from nvrepro.core.tooling.timing import num_threads
 
 # Per-profile grids. "naive" is the token-by-token recurrence (a Python loop: slow but linear
 # memory); "quadratic" is the dual, attention-like form y = (L ∘ C Bᵀ)(Δx) over the whole

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nvrepro.core.plotting import new_figure
+from nvrepro.core.tooling.figures import new_figure
 
 _LABELS = {
     "naive": "recurrence (token by token)",
@@ -86,7 +86,7 @@ def plot_decode_cost(result: dict, eager: dict | None = None):
                       markersize=3, label=f"{name}, eager steps")
     ax_t.set(title="decode latency" + (" (solid: compiled steps)" if compiled and eager else ""),
              ylabel="ms per generated token (median)")
-    ax_m.set(title="cache memory (markers: allocated;\ndashed: nvrepro.core.info arithmetic)", ylabel="MiB")
+    ax_m.set(title="cache memory (markers: allocated;\ndashed: nvrepro.core.lm.info arithmetic)", ylabel="MiB")
     ax_m.set_yscale("log")
     ax_m.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax_m.yaxis.set_major_formatter("{x:g}")
@@ -154,7 +154,7 @@ def plot_full_scale(table: dict, contexts: list[int], cache_curves: dict[str, li
              xlabel="batch size (sequences decoded together)", ylabel="x faster (bytes read per token)")
     handles, labels = ax_s.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
-    fig.suptitle("Full-scale configs: arithmetic from nvrepro.core.info (not a measurement)", fontsize=10)
+    fig.suptitle("Full-scale configs: arithmetic from nvrepro.core.lm.info (not a measurement)", fontsize=10)
     return fig
 
 

@@ -11,7 +11,7 @@ the same initialisation on the same batches, changing only the FP8 config:
 * ``fp8_all``: every layer's linears in FP8 (N = 0);
 * ``fp8_delayed``: the recipe's layers, but delayed (amax-history) scaling.
 
-FP8 is emulated (:mod:`nvrepro.core.precision.emulated`): exact FP8 rounding, no speed-up; the
+FP8 is emulated (:mod:`nvrepro.core.training.precision.emulated`): exact FP8 rounding, no speed-up; the
 rest of every arm runs under the same BF16 autocast. The loss arrays are paired step by step, so
 ``(loss_arm - loss_bf16) / loss_bf16`` is the relative gap of the paper's Fig. 5.
 """
@@ -25,16 +25,16 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from nvrepro.core.config import ModelConfig
+from nvrepro.core.lm.config import ModelConfig
 from nvrepro.core.data import TextDataModule
-from nvrepro.core.fitting import quiet_fit
-from nvrepro.core.lm import build_model
-from nvrepro.core.module import CausalLMModule, causal_lm_loss
-from nvrepro.core.precision import FP8Config, fp8_plan, record_fp8_stats
-from nvrepro.core.profiles import profile_settings
-from nvrepro.core.recipe import init_args_from_yaml, read_cli_yaml
-from nvrepro.core.paths import REPO_ROOT
-from nvrepro.core.timing import num_threads
+from nvrepro.core.training.fitting import quiet_fit
+from nvrepro.core.lm.model import build_model
+from nvrepro.core.training.module import CausalLMModule, causal_lm_loss
+from nvrepro.core.training.precision import FP8Config, fp8_plan, record_fp8_stats
+from nvrepro.core.tooling.profiles import profile_settings
+from nvrepro.core.training.yaml_fit import init_args_from_yaml, read_cli_yaml
+from nvrepro.core.tooling.paths import REPO_ROOT
+from nvrepro.core.tooling.timing import num_threads
 
 FP8_TOY = REPO_ROOT / "configs" / "hybrid" / "fp8_toy.yaml"
 NEMOTRON_8B = REPO_ROOT / "configs" / "hybrid" / "nemotron_h_8b.yaml"
@@ -231,7 +231,7 @@ def exclusion_plan(config_path: str | Path = NEMOTRON_8B, fp8: FP8Config | None 
     "bf16_linears", "fp8_param_fraction"}``, the last being the share of the blocks' linear
     weights that run in FP8 (LM head and embedding excluded).
     """
-    from nvrepro.core.config import model_config_from_yaml
+    from nvrepro.core.lm.config import model_config_from_yaml
 
     fp8 = fp8 or FP8Config()
     model_cfg: ModelConfig = model_config_from_yaml(config_path)
@@ -262,8 +262,8 @@ def backend_agreement(seed: int = 0, in_features: int = 256, out_features: int =
     """
     from torch import nn
 
-    from nvrepro.core.precision import FP8Linear
-    from nvrepro.core.precision.recipe import import_torchao_float8
+    from nvrepro.core.training.precision import FP8Linear
+    from nvrepro.core.training.precision.apply import import_torchao_float8
 
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(tokens, in_features, generator=gen)

@@ -17,7 +17,7 @@ configs. :func:`decode_cost` *measures* the toy models on this CPU.
 
 Deviations from the paper: toy widths, float32, a CPU and pure PyTorch instead of H100s with
 fused kernels (the paper profile compiles the decode steps with torch.compile instead,
-:mod:`nvrepro.core.fast_decode`); the paper's throughput includes prefilling 65,536 tokens and
+:mod:`nvrepro.core.lm.decoding`); the paper's throughput includes prefilling 65,536 tokens and
 decoding 1,024, whereas here decode steps are timed alone after the prefill.
 """
 
@@ -30,20 +30,20 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from nvrepro.core.config import ModelConfig, model_config_from_yaml
-from nvrepro.core.decode import build_pair, time_decode, weight_nbytes, with_max_seq_len
-from nvrepro.core.fast_decode import compile_available
-from nvrepro.core.info import DTYPE_BYTES, count_parameters, human_bytes, kv_cache_bytes, ssm_state_bytes
-from nvrepro.core.paths import CONFIGS_DIR
-from nvrepro.core.profiles import profile_settings
-from nvrepro.core.timing import num_threads
+from nvrepro.core.lm.config import ModelConfig, model_config_from_yaml
+from nvrepro.hybrid.decode_cost import build_pair, time_decode, weight_nbytes, with_max_seq_len
+from nvrepro.core.lm.decoding import compile_available
+from nvrepro.core.lm.info import DTYPE_BYTES, count_parameters, human_bytes, kv_cache_bytes, ssm_state_bytes
+from nvrepro.core.tooling.paths import CONFIGS_DIR
+from nvrepro.core.tooling.profiles import profile_settings
+from nvrepro.core.tooling.timing import num_threads
 
 CONFIGS = CONFIGS_DIR / "hybrid"
 TOY_CONFIG = CONFIGS / "toy_hybrid.yaml"
 
 # Per-profile grids for decode_cost: contexts (tokens already in the cache), decode steps per
 # timed block, timed blocks (median taken), untimed warm-up blocks, and whether the decode steps
-# are compiled (nvrepro.core.fast_decode; compiling costs tens of seconds, so not in smoke runs).
+# are compiled (nvrepro.core.lm.decoding; compiling costs tens of seconds, so not in smoke runs).
 PROFILES: dict[str, dict] = {
     "smoke": dict(contexts=[64, 128, 256], steps=4, repeats=2, warmup=1, compile=False),
     "paper": dict(contexts=[512, 1024, 2048, 4096, 8192, 16384, 32768], steps=32, repeats=7, warmup=1,
@@ -62,10 +62,10 @@ PAPER_CONTEXT = 65536
 def cache_layout(config: str | Path = TOY_CONFIG, contexts: tuple[int, ...] = (1024, 16384),
                  batch: int = 1) -> list[dict]:
     """Per layer of ``config``'s model: the kind, the cache tensors' shapes, and their allocated
-    bytes at each of ``contexts`` (float32, from ``HybridLM.allocate_cache``, not from a formula).
+    bytes at each of ``contexts`` (float32, from ``PatternLM.allocate_cache``, not from a formula).
     FFN layers keep nothing and are left out."""
-    from nvrepro.core.decode import cache_tensors
-    from nvrepro.core.lm import LMCache, build_model
+    from nvrepro.hybrid.decode_cost import cache_tensors
+    from nvrepro.core.lm.model import LMCache, build_model
 
     cfg = model_config_from_yaml(config)
     model = build_model(with_max_seq_len(cfg, max(contexts)), device="cpu")
@@ -92,11 +92,11 @@ def decode_cost(profile: str = "smoke", seed: int = 0, contexts: list[int] | Non
 
     The hybrid is ``config``'s model; the Transformer has the same width, depth, FFNs and
     embedding, with every Mamba-2 layer replaced by attention
-    (:func:`nvrepro.core.decode.transformer_twin`). At each context both are prefilled with the
+    (:func:`nvrepro.hybrid.decode_cost.transformer_twin`). At each context both are prefilled with the
     same random prompt and then decode ``steps`` tokens through their caches, interleaved
-    (:func:`nvrepro.core.decode.time_decode`), with ``threads`` torch threads (1: far less
+    (:func:`nvrepro.hybrid.decode_cost.time_decode`), with ``threads`` torch threads (1: far less
     disturbed by other processes on a shared machine). Steps run through each model's
-    :class:`~nvrepro.core.fast_decode.DecodeStepper`, compiled with torch.compile when
+    :class:`~nvrepro.core.lm.decoding.DecodeStepper`, compiled with torch.compile when
     ``compile`` (the profile's setting by default): the fixed-shape work between attention cores
     fused, so that per-op dispatch no longer hides what each model reads.
 
@@ -105,7 +105,7 @@ def decode_cost(profile: str = "smoke", seed: int = 0, contexts: list[int] | Non
     "prefill_seconds", "cache_bytes", "predicted_cache_bytes"}}, "speedup", "bytes_read_ratio"}``,
     lists aligned with ``contexts``. ``cache_bytes`` are the bytes actually allocated for the
     cache tensors (capacity ``context + steps``); ``predicted_cache_bytes`` the arithmetic of
-    :mod:`nvrepro.core.info` for the same capacity. ``speedup`` is hybrid tokens/s over the
+    :mod:`nvrepro.core.lm.info` for the same capacity. ``speedup`` is hybrid tokens/s over the
     Transformer's; ``bytes_read_ratio`` is what the memory-bound model predicts for it:
     (weights + cache) of the Transformer over the hybrid's.
     """
@@ -210,7 +210,7 @@ class DecodeBytes:
 def decode_bytes(name: str, context: int = PAPER_CONTEXT, batch: int = 1, cache_dtype: str = "bf16",
                  weight_dtype: str = "bf16") -> DecodeBytes:
     """Bytes one decode step reads for config ``name`` (BF16 weights and KV cache, FP32 SSM
-    state, as ``nvrepro info`` assumes), using :mod:`nvrepro.core.info`'s arithmetic."""
+    state, as ``nvrepro info`` assumes), using :mod:`nvrepro.core.lm.info`'s arithmetic."""
     if context <= 0 or batch <= 0:
         raise ValueError(f"context and batch: must be positive, got context={context}, batch={batch}")
     cfg = full_scale_config(name)

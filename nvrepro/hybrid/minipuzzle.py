@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from nvrepro.core.config import PATTERN_CHARS, ConfigError, ModelConfig
+from nvrepro.core.lm.config import PATTERN_CHARS, ConfigError, ModelConfig
 from nvrepro.core.evaluation import eval_mode
-from nvrepro.core.layers.mlp import FFN
-from nvrepro.core.lm import HybridLM, build_model
+from nvrepro.core.lm.layers.mlp import FFN
+from nvrepro.core.lm.model import PatternLM, build_model
 
 NEURON_SCORES = ("mean", "l2")
 
@@ -42,11 +42,11 @@ def _ids(batch) -> torch.Tensor:
     return batch["input_ids"] if isinstance(batch, dict) else batch
 
 
-def _final(model: HybridLM, x: torch.Tensor, normed: bool) -> torch.Tensor:
+def _final(model: PatternLM, x: torch.Tensor, normed: bool) -> torch.Tensor:
     return model.norm_f(x) if normed else x
 
 
-def layer_importance(model: HybridLM, batches: Iterable, *, normed: bool = True,
+def layer_importance(model: PatternLM, batches: Iterable, *, normed: bool = True,
                      progress: bool = True) -> torch.Tensor:
     """MSE of the final hidden state when each layer is removed: ``(n_layers,)``, float64.
 
@@ -76,7 +76,7 @@ def layer_importance(model: HybridLM, batches: Iterable, *, normed: bool = True,
     return total / count
 
 
-def ffn_neuron_importance(model: HybridLM, batches: Iterable, *,
+def ffn_neuron_importance(model: PatternLM, batches: Iterable, *,
                           progress: bool = True) -> dict[int, dict[str, torch.Tensor]]:
     """Activation statistics of every FFN neuron: ``{layer: {"mean": (hidden,), "l2": (hidden,)}}``.
 
@@ -180,10 +180,10 @@ def prune_ffn(ffn: FFN, keep: torch.Tensor) -> dict[str, torch.Tensor]:
     return out
 
 
-def prune_model(model: HybridLM, keep_layers: Sequence[int], ffn_width: int | None = None,
+def prune_model(model: PatternLM, keep_layers: Sequence[int], ffn_width: int | None = None,
                 neuron_scores: dict[int, dict[str, torch.Tensor]] | None = None,
-                score: str = "l2") -> HybridLM:
-    """A new :class:`HybridLM` holding the parent's weights for ``keep_layers``.
+                score: str = "l2") -> PatternLM:
+    """A new :class:`PatternLM` holding the parent's weights for ``keep_layers``.
 
     Every kept FFN keeps its ``ffn_width`` most important neurons by ``neuron_scores[i][score]``
     (from :func:`ffn_neuron_importance`); ``ffn_width=None`` keeps the full width. Embedding,

@@ -11,7 +11,7 @@
 4. distil the best candidate from the parent for a few tokens (forward KL, temperature 1) and
    train the same architecture from scratch with the same token budget (and, in the paper
    profile, with the parent's whole budget); record accuracy and agreement as training goes;
-5. time greedy decoding through the caches, parent vs pruned (``nvrepro.core.decode``).
+5. time greedy decoding through the caches, parent vs pruned (``nvrepro.hybrid.decode_cost``).
 
 ``python -m nvrepro.hybrid.minipuzzle_experiment --save build/minipuzzle_toy`` runs steps 1-3 of
 the paper profile and writes ``parent.pt`` and ``student.pt`` for
@@ -27,16 +27,16 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from nvrepro.core.config import model_config_from_yaml
+from nvrepro.core.lm.config import model_config_from_yaml
 from nvrepro.core.data import TextDataModule
-from nvrepro.core.decode import time_decode
-from nvrepro.core.fitting import quiet_fit
-from nvrepro.core.lm import HybridLM
-from nvrepro.core.module import CausalLMModule
-from nvrepro.core.paths import CONFIGS_DIR
-from nvrepro.core.profiles import profile_settings
-from nvrepro.core.timing import num_threads
-from nvrepro.core.weights import save_lm
+from nvrepro.hybrid.decode_cost import time_decode
+from nvrepro.core.training.fitting import quiet_fit
+from nvrepro.core.lm.model import PatternLM
+from nvrepro.core.training.module import CausalLMModule
+from nvrepro.core.tooling.paths import CONFIGS_DIR
+from nvrepro.core.tooling.profiles import profile_settings
+from nvrepro.core.tooling.timing import num_threads
+from nvrepro.core.training.weights import save_lm
 from nvrepro.hybrid.distill import DistillationModule
 from nvrepro.hybrid.minipuzzle import ffn_neuron_importance, layer_importance, layers_to_keep, prune_model
 from nvrepro.hybrid.search import (GIB, MemoryBudget, candidate_grid, format_memory, memory_estimate,
@@ -127,7 +127,7 @@ def _fit(module: L.LightningModule, dm: TextDataModule, steps: int, progress: bo
                      limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=1.0).seconds
 
 
-def train_parent(p: dict, dm: TextDataModule, seed: int, progress: bool = True) -> tuple[HybridLM, float]:
+def train_parent(p: dict, dm: TextDataModule, seed: int, progress: bool = True) -> tuple[PatternLM, float]:
     """The toy parent, trained ``parent_steps`` steps from ``seed``; returns (model, seconds)."""
     L.seed_everything(seed, verbose=False)
     module = CausalLMModule(model=p["model"], optim=dict(lr=p["lr"], warmup_steps=p["warmup"]))
@@ -135,7 +135,7 @@ def train_parent(p: dict, dm: TextDataModule, seed: int, progress: bool = True) 
     return module.model.eval(), seconds
 
 
-def prune_stage(p: dict, parent: HybridLM, dm: TextDataModule, progress: bool = True) -> dict:
+def prune_stage(p: dict, parent: PatternLM, dm: TextDataModule, progress: bool = True) -> dict:
     """Importance, the budgeted candidate search, the importance sanity check, the pruned student."""
     calib = _take(dm.train_dataloader(), p["importance_batches"])
     held_out = _take(dm.val_dataloader(), p["eval_batches"])
@@ -161,7 +161,7 @@ def prune_stage(p: dict, parent: HybridLM, dm: TextDataModule, progress: bool = 
                 held_out=held_out, reference=reference)
 
 
-def recovery_stage(p: dict, parent: HybridLM, student: HybridLM, dm: TextDataModule, held_out, reference,
+def recovery_stage(p: dict, parent: PatternLM, student: PatternLM, dm: TextDataModule, held_out, reference,
                    seed: int, progress: bool = True) -> dict:
     """Distil the pruned student, train its architecture from scratch, and time decoding."""
     tokens_per_step = p["data"]["batch_size"] * p["data"]["seq_len"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from matplotlib.patches import Patch
 
-from nvrepro.core.plotting import new_figure
+from nvrepro.core.tooling.figures import new_figure
 
 KIND_STYLE = {"M": ("Mamba-2", "C0"), "*": ("attention", "C3"), "-": ("FFN", "C2")}
 ARM_STYLE = {"distilled": ("pruned + distilled (forward KL)", "C0", "o"),

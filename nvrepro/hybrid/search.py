@@ -7,7 +7,7 @@ layers_to_keep`: the least important layers of each kind go), its memory is
     weights at ``weight_dtype``  +  KV cache of its attention layers at ``context`` x ``batch``
                                  +  conv/SSM state of its Mamba layers (constant in context)
 
-computed with :func:`nvrepro.core.info.model_info` -- the code behind ``nvrepro info`` -- and it
+computed with :func:`nvrepro.core.lm.info.model_info` -- the code behind ``nvrepro info`` -- and it
 is ranked by next-token accuracy on held-out data and by *agreement* with the parent (the
 fraction of positions where its argmax token equals the parent's), without any training.
 
@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from nvrepro.core.config import PATTERN_CHARS, ConfigError, ModelConfig
-from nvrepro.core.info import DTYPE_BYTES, ModelInfo, human_bytes, kv_cache_bytes, model_info
-from nvrepro.core.lm import HybridLM
+from nvrepro.core.lm.config import PATTERN_CHARS, ConfigError, ModelConfig
+from nvrepro.core.lm.info import DTYPE_BYTES, ModelInfo, human_bytes, kv_cache_bytes, model_info
+from nvrepro.core.lm.model import PatternLM
 from nvrepro.core.evaluation import eval_mode
 from nvrepro.hybrid.minipuzzle import _ids, layers_to_keep, prune_model, pruned_config
 
@@ -163,13 +163,13 @@ def candidate_grid(parent: ModelConfig, importance: Sequence[float], keep_grid: 
     return out
 
 
-def predictions(model: HybridLM, batches: Sequence) -> list[torch.Tensor]:
+def predictions(model: PatternLM, batches: Sequence) -> list[torch.Tensor]:
     """Argmax next-token predictions ``(b, l)`` of ``model`` for each batch."""
     with eval_mode(model):
         return [model(_ids(b)).argmax(-1) for b in batches]
 
 
-def next_token_metrics(model: HybridLM, batches: Sequence[dict],
+def next_token_metrics(model: PatternLM, batches: Sequence[dict],
                        reference: Sequence[torch.Tensor] | None = None) -> dict[str, float]:
     """``loss`` (cross-entropy), ``acc`` (argmax == label) and, given the parent's ``reference``
     predictions (:func:`predictions`), ``agreement`` (argmax == parent's argmax), all over the
@@ -200,7 +200,7 @@ def rank_candidates(candidates: list[Candidate]) -> list[Candidate]:
                                              c.memory.total_bytes))
 
 
-def search(parent: HybridLM, importance: Sequence[float], neuron_scores: dict, keep_grid: dict[str, Iterable[int]],
+def search(parent: PatternLM, importance: Sequence[float], neuron_scores: dict, keep_grid: dict[str, Iterable[int]],
            widths: Iterable[int], budget: MemoryBudget, batches: Sequence[dict], *,
            progress: bool = True) -> tuple[list[Candidate], list[Candidate]]:
     """Build the grid, prune every candidate that fits (no training), evaluate, and rank.

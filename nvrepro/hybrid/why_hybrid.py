@@ -8,11 +8,11 @@ fixed-size state of a Mamba-2 layer has to compress every key-value association 
 asked about; an attention layer keeps them all (its KV cache) and looks them up.
 
 Two experiments test this at toy scale, each arm trained from its YAML under ``configs/hybrid/``
-(``why_hybrid_{arm}_{task}.yaml``) with :class:`~nvrepro.core.module.CausalLMModule` and a
-Lightning ``Trainer`` (:func:`nvrepro.core.recipe.fit_from_yaml`):
+(``why_hybrid_{arm}_{task}.yaml``) with :class:`~nvrepro.core.training.module.CausalLMModule` and a
+Lightning ``Trainer`` (:func:`nvrepro.core.training.yaml_fit.fit_from_yaml`):
 
 * :func:`mqar_recall`: multi-query associative recall (Zoology, arXiv:2312.04927) over a grid of
-  key-value counts and sequence lengths (:class:`~nvrepro.core.data.mqar_mixture.MQARMixtureDataModule`).
+  key-value counts and sequence lengths (:class:`~nvrepro.hybrid.mqar_mixture.MQARMixtureDataModule`).
   Metric: **per-query accuracy**, the share of query positions whose argmax prediction is the
   right value (Zoology's metric), on held-out examples of every cell.
 * :func:`lm_curves`: byte-level language modelling on the World English Bible; validation loss
@@ -22,7 +22,7 @@ Profiles: ``"paper"`` trains the YAMLs as written (the figures); ``"smoke"`` ove
 few steps on a few examples, for tests. Same seed and thread count -> the same numbers.
 
 The paper profile caches each arm's trained weights, validation curve and training time under
-``build/why_hybrid/`` (:mod:`nvrepro.core.checkpoints`), keyed by the parsed YAML (steps
+``build/why_hybrid/`` (:mod:`nvrepro.core.tooling.weight_cache`), keyed by the parsed YAML (steps
 included), the profile's overrides, the seed and the version of the training code; a rerun loads them (``weights_only=True``) and
 only evaluates. The smoke profile never reads or writes the cache.
 """
@@ -35,31 +35,31 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from nvrepro.core.checkpoints import cache_path, load_cached, save_cached, use_cache
-from nvrepro.core.config import ModelConfig, model_config_from_yaml
+from nvrepro.core.tooling.weight_cache import cache_path, load_cached, save_cached, use_cache
+from nvrepro.core.lm.config import ModelConfig, model_config_from_yaml
 from nvrepro.core.evaluation import eval_mode
-from nvrepro.core.paths import CONFIGS_DIR
-from nvrepro.core.profiles import profile_settings
-from nvrepro.core.recipe import (
+from nvrepro.core.tooling.paths import CONFIGS_DIR
+from nvrepro.core.tooling.profiles import profile_settings
+from nvrepro.core.training.yaml_fit import (
     datamodule_from_yaml,
     fit_from_yaml,
     init_args_from_yaml,
     module_from_yaml,
     read_cli_yaml,
 )
-from nvrepro.core.timing import num_threads
+from nvrepro.core.tooling.timing import num_threads
 from nvrepro.hybrid.arms import parameter_table
 
 ARMS = ("transformer", "mamba2", "hybrid")
 TASKS = ("mqar", "lm")
 CONFIG_DIR = CONFIGS_DIR / "hybrid"
-CACHE_DIR = "why_hybrid"  # under build/ (nvrepro.core.checkpoints)
+CACHE_DIR = "why_hybrid"  # under build/ (nvrepro.core.tooling.weight_cache)
 
 # The LM claim: the hybrid's final validation loss is at most this much (relative) above the
 # Transformer's. Fixed before any run; the notebook states it.
 LM_MARGIN = 0.02
 
-# The code whose changes invalidate cached arms (nvrepro.core.checkpoints.code_version).
+# The code whose changes invalidate cached arms (nvrepro.core.tooling.weight_cache.code_version).
 TRAINING_CODE = ("nvrepro.core", "nvrepro.hybrid")
 
 # Smoke overrides (paper: the YAMLs as written, plus the size of the held-out recall test).
@@ -102,7 +102,7 @@ def _profile(profile: str, task: str) -> dict:
 
 def train_arm(path: Path, seed: int, prof: dict, *, cache: bool, metrics: tuple[str, ...] = ("val/loss",),
               datamodule=None) -> tuple[torch.nn.Module, object, dict]:
-    """Train the arm of ``path`` as :func:`~nvrepro.core.recipe.fit_from_yaml` does, or load it.
+    """Train the arm of ``path`` as :func:`~nvrepro.core.training.yaml_fit.fit_from_yaml` does, or load it.
 
     ``prof`` holds the profile's ``trainer`` and ``data`` overrides. With ``cache``, the trained
     weights, curve, steps and seconds are saved under ``build/why_hybrid/`` keyed by the parsed YAML

@@ -14,8 +14,8 @@ needle-in-a-haystack and RULER; short-context ability with standard benchmarks.
 Where the pieces live:
 
 * RoPE scaling (none, PI, NTK-aware, YaRN, Llama-3.1's ``llama3``):
-  :mod:`nvrepro.core.layers.rope_scaling`, configured by ``AttentionConfig.rope_scaling``;
-* packing, separator, cross-document mask, length upsampling: :mod:`nvrepro.core.data.longctx`;
+  :mod:`nvrepro.core.lm.layers.rope_scaling`, configured by ``AttentionConfig.rope_scaling``;
+* packing, separator, cross-document mask, length upsampling: :mod:`nvrepro.ultralong.packing`;
 * evaluation: :mod:`nvrepro.ultralong.tasks` (passkey / needle-in-a-haystack and RULER-style
   tasks, generated deterministically) and :mod:`nvrepro.ultralong.evaluate` (greedy generation
   through the caches, exact match, grids over length x depth, short-context loss);

@@ -19,10 +19,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nvrepro.core.checkpoints import use_cache
+from nvrepro.core.tooling.weight_cache import use_cache
 from nvrepro.core.evaluation import eval_mode
-from nvrepro.core.recipe import init_args_from_yaml, read_cli_yaml
-from nvrepro.core.timing import num_threads
+from nvrepro.core.training.yaml_fit import init_args_from_yaml, read_cli_yaml
+from nvrepro.core.tooling.timing import num_threads
 from nvrepro.ultralong.data import InstructionRows
 from nvrepro.ultralong.evaluate import greedy_predictor, score
 from nvrepro.ultralong.extension import (CONFIGS, arm_yaml, data_overrides, evaluate, plan, pretrain_base, short_docs,

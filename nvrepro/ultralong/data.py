@@ -8,7 +8,7 @@ text; here a fraction of the training rows is made of the *training-only* docume
 :mod:`nvrepro.ultralong.mixture` (needles in bible-text haystacks, copy lists), whose templates,
 keys and fillers are disjoint from the evaluation probes of :mod:`nvrepro.ultralong.tasks`.
 
-* :class:`RetrievalMixDataModule`: :class:`~nvrepro.core.data.longctx.LongContextDataModule`
+* :class:`RetrievalMixDataModule`: :class:`~nvrepro.ultralong.packing.LongContextDataModule`
   (length-upsampled text packed with a separator) whose train split gets ``retrieval_fraction``
   of its rows from :class:`~nvrepro.ultralong.mixture.MixtureRows` (``1.0``: mixture rows only, the
   first stage of the toy pretraining curriculum). Document lengths run from ``retrieval_min_len``
@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
-from nvrepro.core.config import ConfigError
+from nvrepro.core.tooling.validation import ConfigError
 from nvrepro.core.data.datamodules import _pos_int
-from nvrepro.core.data.longctx import LongContextDataModule
+from nvrepro.ultralong.packing import LongContextDataModule
 from nvrepro.core.data.tokenizers import ByteTokenizer
 from nvrepro.ultralong.mixture import KINDS, MixtureRows
 

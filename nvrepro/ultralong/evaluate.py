@@ -1,7 +1,7 @@
 """Scoring long-context probes: greedy answers through the caches, exact match, grids, retention.
 
 A *predictor* maps ``(prompt_ids, max_new_tokens)`` to the generated token ids. The model's is
-:func:`greedy_predictor` (``HybridLM.generate`` at temperature 0: prefill the prompt into the KV
+:func:`greedy_predictor` (``PatternLM.generate`` at temperature 0: prefill the prompt into the KV
 caches, then one token at a time); :func:`oracle_predictor` returns the true answers, so a
 scorer can be checked to give exactly 100%. An example counts as correct when the first
 ``len(answer_ids)`` generated tokens equal the answer (token-level exact match).
@@ -23,18 +23,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from nvrepro.core.data.longctx import pack_with_separator
+from nvrepro.ultralong.packing import pack_with_separator
 from nvrepro.core.evaluation import eval_mode
-from nvrepro.core.info import kv_cache_bytes
-from nvrepro.core.lm import HybridLM
-from nvrepro.core.module import causal_lm_loss
-from nvrepro.core.timing import num_threads
+from nvrepro.core.lm.info import kv_cache_bytes
+from nvrepro.core.lm.model import PatternLM
+from nvrepro.core.training.module import causal_lm_loss
+from nvrepro.core.tooling.timing import num_threads
 from nvrepro.ultralong.tasks import RULER_TASKS, TaskExample, make_examples, passkey
 
 Predictor = Callable[[Sequence[int], int], Sequence[int]]
 
 
-def greedy_predictor(model: HybridLM) -> Predictor:
+def greedy_predictor(model: PatternLM) -> Predictor:
     """Greedy decoding of ``model`` (one sequence at a time, so no padding is involved)."""
 
     def predict(prompt_ids: Sequence[int], max_new_tokens: int) -> list[int]:
@@ -96,7 +96,7 @@ def ruler_scores(predict: Predictor, lengths: Sequence[int], tasks: Sequence[str
 
 
 @torch.no_grad()
-def short_context_loss(model: HybridLM, docs: Sequence[Sequence[int]], seq_len: int,
+def short_context_loss(model: PatternLM, docs: Sequence[Sequence[int]], seq_len: int,
                        sep_id: int | None, max_blocks: int = 32, batch_size: int = 8) -> float:
     """Mean next-token loss over up to ``max_blocks`` blocks of ``seq_len`` tokens packed from
     ``docs`` (token id lists) with ``sep_id`` between them."""
@@ -115,7 +115,7 @@ def short_context_loss(model: HybridLM, docs: Sequence[Sequence[int]], seq_len: 
     return total / count
 
 
-def context_reach(model: HybridLM, lengths: Sequence[int], time_budget_s: float = 60.0,
+def context_reach(model: PatternLM, lengths: Sequence[int], time_budget_s: float = 60.0,
                   threads: int | None = None, tokenizer=None, progress: bool = True) -> list[dict]:
     """Time one greedy passkey answer (prefill + decode) per length, shortest first, stopping
     after the first length that takes longer than ``time_budget_s``.

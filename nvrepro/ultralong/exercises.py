@@ -1,7 +1,7 @@
 """Checkers for the exercises in ``notebooks/ultralong/01_rope_scaling.ipynb``.
 
-Each checker runs the real code in :mod:`nvrepro.core.layers.rope_scaling`, says whether the
-student's answer holds and why, and returns a :class:`~nvrepro.core.exercises.Check`. The
+Each checker runs the real code in :mod:`nvrepro.core.lm.layers.rope_scaling`, says whether the
+student's answer holds and why, and returns a :class:`~nvrepro.core.tooling.verdicts.Check`. The
 model shape of the questions (head_dim, theta, original context, alpha, beta) is read from the
 UltraLong-8B-1M config, so the questions follow the config if it changes.
 """
@@ -13,10 +13,10 @@ from typing import Callable
 
 import torch
 
-from nvrepro.core.config import AttentionConfig, model_config_from_yaml
-from nvrepro.core.exercises import Check, as_number, call_student, report
-from nvrepro.core.layers.rope_scaling import rotations, scaled_rope, yarn_ramp
-from nvrepro.core.paths import CONFIGS_DIR
+from nvrepro.core.lm.config import AttentionConfig, model_config_from_yaml
+from nvrepro.core.tooling.verdicts import Check, as_number, call_student, report
+from nvrepro.core.lm.layers.rope_scaling import rotations, scaled_rope, yarn_ramp
+from nvrepro.core.tooling.paths import CONFIGS_DIR
 
 CONFIG = CONFIGS_DIR / "ultralong" / "ultralong_8b_1m.yaml"
 
@@ -169,7 +169,7 @@ def check_mean_at_length(student_fn: Callable[[dict, int], float], result: dict,
 def check_two_step_tokens(ratio: float | None, *, verbose: bool = True) -> Check:
     """Exercise 03(a): tokens trained on by the two-step arm divided by the one-step arm's, from
     ``toy_extend_yarn.yaml`` (half the steps at ``s L / 2``, half at ``s L``, same batch size)."""
-    from nvrepro.core.recipe import read_cli_yaml
+    from nvrepro.core.training.yaml_fit import read_cli_yaml
     from nvrepro.ultralong.extension import arm_yaml
 
     cfg = read_cli_yaml(arm_yaml("yarn"))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from nvrepro.core.layers.rope_scaling import rotations, scaled_rope, wavelengths
+from nvrepro.core.lm.layers.rope_scaling import rotations, scaled_rope, wavelengths
 
 METHODS = ("none", "linear", "ntk", "yarn")
 METHOD_LABELS = {"none": "none (extrapolate)", "linear": "PI (linear)", "ntk": "NTK-aware",

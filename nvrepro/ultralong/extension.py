@@ -16,7 +16,7 @@
 
 In the paper profile, trained weights are cached under ``build/ultralong/`` keyed by everything
 that determines them (YAML text, overrides, steps, seed, the parent's key, and the version of the
-training code) by :mod:`nvrepro.core.checkpoints`, loaded with ``weights_only=True``; a fresh
+training code) by :mod:`nvrepro.core.tooling.weight_cache`, loaded with ``weights_only=True``; a fresh
 clone simply trains them, and the smoke profile never reads or writes the cache. Notebook 03
 reuses the base and the YaRN arm.
 """
@@ -30,15 +30,15 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from nvrepro.core.checkpoints import cache_key, cache_path, load_cached, save_cached, use_cache
-from nvrepro.core.config import ConfigError
-from nvrepro.core.data.longctx import pack_with_separator
+from nvrepro.core.tooling.weight_cache import cache_key, cache_path, load_cached, save_cached, use_cache
+from nvrepro.core.tooling.validation import ConfigError
+from nvrepro.ultralong.packing import pack_with_separator
 from nvrepro.core.evaluation import eval_mode
-from nvrepro.core.fitting import quiet_fit
-from nvrepro.core.lm import HybridLM
-from nvrepro.core.paths import BUILD_DIR, CONFIGS_DIR
-from nvrepro.core.recipe import datamodule_from_yaml, init_args_from_yaml, module_from_yaml, read_cli_yaml
-from nvrepro.core.timing import num_threads
+from nvrepro.core.training.fitting import quiet_fit
+from nvrepro.core.lm.model import PatternLM
+from nvrepro.core.tooling.paths import BUILD_DIR, CONFIGS_DIR
+from nvrepro.core.training.yaml_fit import datamodule_from_yaml, init_args_from_yaml, module_from_yaml, read_cli_yaml
+from nvrepro.core.tooling.timing import num_threads
 from nvrepro.ultralong.evaluate import greedy_predictor, niah_grid, ruler_scores, short_context_loss
 from nvrepro.ultralong.experiments import METHODS
 from nvrepro.ultralong.tasks import RULER_TASKS
@@ -47,7 +47,7 @@ CONFIGS = CONFIGS_DIR / "ultralong"
 CACHE = BUILD_DIR / "ultralong"
 PRETRAIN_YAML = CONFIGS / "toy_pretrain.yaml"
 LOOKUP_YAML = CONFIGS / "toy_pretrain_lookup.yaml"
-# The code whose changes invalidate cached weights (nvrepro.core.checkpoints.code_version).
+# The code whose changes invalidate cached weights (nvrepro.core.tooling.weight_cache.code_version).
 TRAINING_CODE = ("nvrepro.core", "nvrepro.ultralong")
 
 # Steps and evaluation grids per profile; ``None`` steps = the YAML's trainer.max_steps.
@@ -91,12 +91,12 @@ def _fit(module, datamodule, steps: int, progress: bool) -> None:
 
 def train(yaml: Path, *, seed: int, steps: int | None = None, init: tuple[str, dict] | None = None,
           model_overrides: dict | None = None, data_overrides: dict | None = None,
-          cache: bool = False, progress: bool = False) -> tuple[str, HybridLM]:
+          cache: bool = False, progress: bool = False) -> tuple[str, PatternLM]:
     """Train the arm of ``yaml`` (from ``init = (key, state_dict)`` if given); returns ``(key, model)``.
 
     ``model_overrides`` replace keys of ``model.init_args.model`` (e.g. the RoPE scaling),
     ``data_overrides`` keys of ``data.init_args``; ``steps`` defaults to ``trainer.max_steps``.
-    With ``cache`` (callers decide it with :func:`~nvrepro.core.checkpoints.use_cache`), weights
+    With ``cache`` (callers decide it with :func:`~nvrepro.core.tooling.weight_cache.use_cache`), weights
     are loaded from, or saved to, ``build/ultralong/``.
     """
     _, margs = init_args_from_yaml(yaml, "model")
@@ -127,10 +127,10 @@ def train(yaml: Path, *, seed: int, steps: int | None = None, init: tuple[str, d
 
 
 def pretrain_base(profile: str = "smoke", seed: int = 0, cache: bool | None = None, progress: bool = False
-                  ) -> tuple[str, HybridLM]:
+                  ) -> tuple[str, PatternLM]:
     """The short-context base model: ``toy_pretrain_lookup.yaml`` (stage 1, copies only), then
     ``toy_pretrain.yaml`` from its weights (stage 2); steps and batch from the profile; weights
-    cached in the paper profile only (:func:`~nvrepro.core.checkpoints.use_cache`)."""
+    cached in the paper profile only (:func:`~nvrepro.core.tooling.weight_cache.use_cache`)."""
     p = plan(profile)
     cache = use_cache(profile, cache)
     batch = {} if p["pretrain_batch"] is None else {"batch_size": p["pretrain_batch"]}
@@ -147,7 +147,7 @@ def short_docs(seed: int = 0, max_documents: int | None = None) -> tuple[list[li
     return [dm.tokenizer.encode(d) for d in val], dm.sep_id
 
 
-def rescale(model: HybridLM, method: str) -> HybridLM:
+def rescale(model: PatternLM, method: str) -> PatternLM:
     """``model``'s weights in the architecture of ``toy_extend_<method>.yaml`` (scaling only, no training)."""
     module = module_from_yaml(arm_yaml(method), init_from=None)
     module.model.load_state_dict(model.state_dict())
@@ -155,7 +155,7 @@ def rescale(model: HybridLM, method: str) -> HybridLM:
 
 
 @torch.no_grad()
-def loss_by_position(model: HybridLM, docs: list[list[int]], seq_len: int, sep_id: int | None,
+def loss_by_position(model: PatternLM, docs: list[list[int]], seq_len: int, sep_id: int | None,
                      num_bins: int = 8, max_blocks: int = 4) -> dict:
     """Mean next-token loss of ``model`` on up to ``max_blocks`` blocks of ``seq_len`` tokens packed
     from ``docs``, in ``num_bins`` equal bins of position: ``{"edges", "loss"}`` (``num_bins + 1``
@@ -173,7 +173,7 @@ def loss_by_position(model: HybridLM, docs: list[list[int]], seq_len: int, sep_i
     return {"edges": edges, "loss": [per_token[a:b].mean().item() for a, b in zip(edges, edges[1:])]}
 
 
-def evaluate(model: HybridLM, profile: str, seed: int = 0, docs=None, progress: bool = False) -> dict:
+def evaluate(model: PatternLM, profile: str, seed: int = 0, docs=None, progress: bool = False) -> dict:
     """Needle grid, RULER-style scores and short-context loss of ``model`` (profile's grids).
 
     Lengths are ``k L`` for ``k`` in the profile's ``lengths_factor``; evaluation uses a seed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nvrepro.core.plotting import new_figure
+from nvrepro.core.tooling.figures import new_figure
 from nvrepro.ultralong.experiments import METHOD_LABELS, rope_scaling_table
 
 _STYLE = {"none": dict(color="C7", ls="--"), "linear": dict(color="C0"), "ntk": dict(color="C1"),

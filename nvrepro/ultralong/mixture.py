@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from nvrepro.core.config import ConfigError
+from nvrepro.core.tooling.validation import ConfigError
 from nvrepro.core.data.tokenizers import ByteTokenizer
 from nvrepro.ultralong.tasks import MARKERS
 

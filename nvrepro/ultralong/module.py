@@ -8,9 +8,9 @@ short-context run loads into the extended model unchanged; only the config diffe
 
 from __future__ import annotations
 
-from nvrepro.core.config import ModelConfig
-from nvrepro.core.module import CausalLMModule, OptimConfig
-from nvrepro.core.weights import init_from as init_from_file
+from nvrepro.core.lm.config import ModelConfig
+from nvrepro.core.training.module import CausalLMModule, OptimConfig
+from nvrepro.core.training.weights import init_from as init_from_file
 
 
 class ContextExtensionModule(CausalLMModule):

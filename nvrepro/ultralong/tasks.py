@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nvrepro.core.config import ConfigError
+from nvrepro.core.tooling.validation import ConfigError
 from nvrepro.core.data.synthetic import PASSKEY_FILLER, PASSKEY_INTRO
 
 TASKS = ("passkey", "multikey", "variable_tracking", "common_words")

@@ -82,7 +82,7 @@ def test_segsum_checker(capsys):
 
 
 def test_segsum_reference_matches_loop_and_ssd():
-    from nvrepro.core.layers.ssd import _segsum
+    from nvrepro.core.lm.layers.ssd import _segsum
 
     x = torch.randn(2, 9, dtype=torch.float64)
     ref = exercises.segsum_loop(x)

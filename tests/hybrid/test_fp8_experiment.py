@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from nvrepro.core.config import model_config_from_yaml
+from nvrepro.core.lm.config import model_config_from_yaml
 from nvrepro.hybrid import exercises
 from nvrepro.hybrid.fp8_experiment import (NEMOTRON_8B, backend_agreement, exclusion_plan, fp8_training,
                                            loss_gaps, moving_average)

@@ -7,25 +7,25 @@ count, and the hand-written 47B config.
 
 import copy
 import math
-import pathlib
 
 import lightning as L
 import pytest
 import torch
 from torch import nn
 
-from nvrepro.core.config import ConfigError, ModelConfig, model_config_from_yaml
+from nvrepro.core.lm.config import ConfigError, ModelConfig, model_config_from_yaml
 from nvrepro.core.data import SyntheticDataModule
-from nvrepro.core.info import count_parameters
-from nvrepro.core.lm import HybridLM, build_model
-from nvrepro.core.weights import load_lm, save_lm
+from nvrepro.core.lm.info import count_parameters
+from nvrepro.core.lm.model import PatternLM, build_model
+from nvrepro.core.training.weights import load_lm, save_lm
 from nvrepro.hybrid.distill import DistillationModule, kd_loss
 from nvrepro.hybrid.minipuzzle import (ffn_neuron_importance, layer_importance, layers_to_keep, prune_ffn,
                                        prune_model, top_neurons)
 from nvrepro.hybrid.search import (GIB, MemoryBudget, candidate_grid, max_context, memory_estimate,
                                    placeholder_importance)
+from nvrepro.core.tooling.paths import REPO_ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 TINY = dict(pattern="M-*-M-", d_model=16, vocab_size=32, max_seq_len=64,
             mamba=dict(n_heads=2, head_dim=16, d_state=4, chunk_size=8),
             attention=dict(n_heads=2, n_kv_heads=1, head_dim=8), ffn=dict(hidden=24))
@@ -40,9 +40,9 @@ def one_thread():
     torch.set_num_threads(old)
 
 
-def tiny_model(seed=0, **overrides) -> HybridLM:
+def tiny_model(seed=0, **overrides) -> PatternLM:
     torch.manual_seed(seed)
-    return HybridLM(ModelConfig.from_dict({**TINY, **overrides})).double().eval()
+    return PatternLM(ModelConfig.from_dict({**TINY, **overrides})).double().eval()
 
 
 def batches(n=2, b=2, l=12, vocab=32, seed=0):
@@ -51,7 +51,7 @@ def batches(n=2, b=2, l=12, vocab=32, seed=0):
              "labels": torch.randint(vocab, (b, l), generator=gen)} for _ in range(n)]
 
 
-def final_hidden_without(model: HybridLM, drop: int | None, ids: torch.Tensor) -> torch.Tensor:
+def final_hidden_without(model: PatternLM, drop: int | None, ids: torch.Tensor) -> torch.Tensor:
     """Reference: a copy of the model with layer ``drop`` deleted and the LM head removed."""
     ref = copy.deepcopy(model)
     if drop is not None:
@@ -233,7 +233,7 @@ def tiny_trainer(tmp_path, steps):
 
 def test_distillation_module_freezes_the_teacher_and_saves_only_the_student(tmp_path):
     L.seed_everything(0)
-    teacher = HybridLM(ModelConfig.from_dict(TINY))
+    teacher = PatternLM(ModelConfig.from_dict(TINY))
     teacher_before = copy.deepcopy(teacher.state_dict())
     path = save_lm(teacher, tmp_path / "parent.pt")
     student = prune_model(teacher, [0, 1, 2, 3], None)
@@ -268,7 +268,7 @@ def test_student_equal_to_teacher_has_zero_training_loss():
 
 
 def test_student_init_of_another_shape_is_named(tmp_path):
-    teacher = HybridLM(ModelConfig.from_dict(TINY))
+    teacher = PatternLM(ModelConfig.from_dict(TINY))
     save_lm(teacher, tmp_path / "s.pt")
     with pytest.raises(ConfigError, match=r"model: student_init .*pattern: 'M-\*M-' vs 'M-\*-M-'"):
         DistillationModule(model={**TINY, "pattern": "M-*M-"}, student_init=str(tmp_path / "s.pt"))

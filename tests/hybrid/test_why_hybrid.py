@@ -8,14 +8,14 @@ import pytest
 import torch
 import yaml
 
-from nvrepro.core.config import ConfigError, ModelConfig, model_config_from_yaml
+from nvrepro.core.lm.config import ConfigError, ModelConfig, model_config_from_yaml
 from nvrepro.core.data import SyntheticDataset
-from nvrepro.core.data.mqar_mixture import MQARMixtureDataModule, mqar_grid
+from nvrepro.hybrid.mqar_mixture import MQARMixtureDataModule, mqar_grid
 from nvrepro.core.data.synthetic import make_mqar
-from nvrepro.core.info import count_parameters
-from nvrepro.core.module import causal_lm_loss
-from nvrepro.core.recipe import datamodule_from_yaml, trainer_kwargs_from_yaml
-from nvrepro.core.repro import REPO_ROOT
+from nvrepro.core.lm.info import count_parameters
+from nvrepro.core.training.module import causal_lm_loss
+from nvrepro.core.training.yaml_fit import datamodule_from_yaml, trainer_kwargs_from_yaml
+from nvrepro.core.tooling.runner import REPO_ROOT
 from nvrepro.hybrid import exercises, why_hybrid
 from nvrepro.hybrid.arms import attention_fraction, nemotron_pattern, solve_ffn_width
 from nvrepro.hybrid.why_hybrid import (

@@ -1,13 +1,13 @@
 """UltraLong configs: Llama-3.1-8B's size, YaRN scales for 1M/2M/4M, KV-cache memory, toy arms."""
 
-import pathlib
 
 import pytest
 
-from nvrepro.core.config import model_config_from_yaml
-from nvrepro.core.info import count_parameters, main, model_info
+from nvrepro.core.lm.config import model_config_from_yaml
+from nvrepro.core.lm.info import count_parameters, main, model_info
+from nvrepro.core.tooling.paths import CONFIGS_DIR
 
-CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = CONFIGS_DIR
 FULL = {"1m": (128, 2**20), "2m": (256, 2**21), "4m": (512, 2**22)}
 
 

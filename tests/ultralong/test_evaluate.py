@@ -4,8 +4,8 @@ import math
 
 import torch
 
-from nvrepro.core.config import ModelConfig
-from nvrepro.core.lm import build_model
+from nvrepro.core.lm.config import ModelConfig
+from nvrepro.core.lm.model import build_model
 from nvrepro.ultralong.evaluate import context_reach, greedy_predictor, short_context_loss
 from nvrepro.ultralong.module import ContextExtensionModule
 from nvrepro.ultralong.tasks import make_examples

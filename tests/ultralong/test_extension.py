@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from nvrepro.core.config import ConfigError, model_config_from_yaml
+from nvrepro.core.lm.config import ConfigError, model_config_from_yaml
 from nvrepro.ultralong import exercises
 from nvrepro.ultralong.ablations import INSTRUCT_YAML, ablation_claims
 from nvrepro.ultralong.extension import LOOKUP_YAML, PRETRAIN_YAML, arm_yaml, extension_claims, plan, rescale, short_len, train
-from nvrepro.core.recipe import read_cli_yaml
+from nvrepro.core.training.yaml_fit import read_cli_yaml
 
 
 def test_plan_and_arm_errors_name_the_field():
@@ -111,14 +111,14 @@ def test_mean_at_length_exercise():
 
 
 def test_response_loss_matches_masked_lm_loss():
-    from nvrepro.core.config import AttentionConfig, FFNConfig, ModelConfig
-    from nvrepro.core.lm import HybridLM
-    from nvrepro.core.module import causal_lm_loss
+    from nvrepro.core.lm.config import AttentionConfig, FFNConfig, ModelConfig
+    from nvrepro.core.lm.model import PatternLM
+    from nvrepro.core.training.module import causal_lm_loss
     from nvrepro.ultralong.ablations import response_loss
     from nvrepro.ultralong.tasks import TaskExample
 
     torch.manual_seed(0)
-    model = HybridLM(ModelConfig(pattern="*-", d_model=32, vocab_size=260, max_seq_len=64,
+    model = PatternLM(ModelConfig(pattern="*-", d_model=32, vocab_size=260, max_seq_len=64,
                                  attention=AttentionConfig(n_heads=2, n_kv_heads=2, head_dim=16),
                                  ffn=FFNConfig(hidden=64)))
     ex = [TaskExample("t", [5, 6, 7, 8], [9, 10, 11], ""), TaskExample("t", [1, 2], [3], "")]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from nvrepro.core.config import ConfigError
+from nvrepro.core.lm.config import ConfigError
 from nvrepro.core.data.synthetic import PASSKEY_FILLER
 from nvrepro.core.data.tokenizers import ByteTokenizer
 from nvrepro.ultralong import tasks

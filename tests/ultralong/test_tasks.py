@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from nvrepro.core.config import ConfigError
+from nvrepro.core.lm.config import ConfigError
 from nvrepro.core.data import ByteTokenizer
 from nvrepro.ultralong.evaluate import exact_match, niah_grid, oracle_predictor, ruler_scores, score
 from nvrepro.ultralong.tasks import TASKS, make_examples

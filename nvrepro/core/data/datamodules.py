@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from nvrepro.core.config import ConfigError  # noqa: E402
+from nvrepro.core.tooling.validation import ConfigError  # noqa: E402
 from nvrepro.core.data.corpus import load_corpus, split_documents  # noqa: E402
 from nvrepro.core.data.synthetic import TASKS, make_task  # noqa: E402
 from nvrepro.core.data.tokenizers import TOKENIZERS, ByteTokenizer, build_tokenizer  # noqa: E402

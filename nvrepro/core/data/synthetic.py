@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from nvrepro.core.config import ConfigError
+from nvrepro.core.tooling.validation import ConfigError
 
 IGNORE_INDEX = -100
 TASKS = ("mqar", "copy", "passkey")

@@ -26,7 +26,7 @@ import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from nvrepro.core.config import ConfigError
+from nvrepro.core.tooling.validation import ConfigError
 
 SPECIAL_TOKENS = ("<bos>", "<eos>", "<pad>", "<sep>")
 TOKENIZERS = ("byte", "bpe")

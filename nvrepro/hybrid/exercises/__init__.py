@@ -1,13 +1,13 @@
 """Checkers for the hybrid track's exercises, one module per notebook.
 
 Each checker compares the student's answer with what the real code does, prints whether the
-answer holds and why, and returns a :class:`~nvrepro.core.exercises.Check` (truthy when it
+answer holds and why, and returns a :class:`~nvrepro.core.tooling.verdicts.Check` (truthy when it
 holds; ``ok is None`` when not attempted yet). Notebooks use ``from nvrepro.hybrid import
 exercises`` and call ``exercises.check_...``.
 """
 
-from nvrepro.core.exercises import Check  # noqa: F401  (re-exported)
-from nvrepro.core.exercises import report as _report  # noqa: F401
+from nvrepro.core.tooling.verdicts import Check  # noqa: F401  (re-exported)
+from nvrepro.core.tooling.verdicts import report as _report  # noqa: F401
 from nvrepro.hybrid.exercises.ssd import (  # noqa: F401
     impulse_response,
     check_decay_prediction,
@@ -47,4 +47,3 @@ from nvrepro.hybrid.exercises.minipuzzle import (  # noqa: F401
     check_ffn_prune_fn,
     ADDITIVITY_ANSWERS,
 )
-from nvrepro.hybrid.exercises._numbers import _check_number  # noqa: F401

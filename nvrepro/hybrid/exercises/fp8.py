@@ -6,9 +6,9 @@ from typing import Callable
 
 import torch
 
-from nvrepro.core.exercises import Check
-from nvrepro.core.exercises import report as _report
-from nvrepro.hybrid.exercises._numbers import _check_number
+from nvrepro.core.tooling.verdicts import Check
+from nvrepro.core.tooling.verdicts import report as _report
+from nvrepro.core.tooling.verdicts import check_number
 
 
 # === notebooks/hybrid/04_fp8_training.ipynb ===============================================
@@ -20,10 +20,10 @@ FP8_FORMATS = ("e4m3", "e5m2")
 def measured_gradient_underflow(seed: int = 0) -> dict[str, float]:
     """Mean fraction of each linear's output-gradient entries flushed to zero by current scaling,
     in E4M3 and in E5M2: one forward/backward of a small hybrid LM on random tokens."""
-    from nvrepro.core.lm import build_model
-    from nvrepro.core.module import causal_lm_loss
-    from nvrepro.core.precision import record_fp8_stats
-    from nvrepro.core.timing import num_threads
+    from nvrepro.core.lm.model import build_model
+    from nvrepro.core.training.module import causal_lm_loss
+    from nvrepro.core.training.precision import record_fp8_stats
+    from nvrepro.core.tooling.timing import num_threads
 
     torch.manual_seed(seed)
     model = build_model(dict(pattern="M-M*-", d_model=64, vocab_size=128, max_seq_len=64,
@@ -57,7 +57,7 @@ def check_underflow_prediction(answer: str | None, *, verbose: bool = True) -> C
 def check_current_scaling_fn(student_fn: Callable, *, verbose: bool = True) -> Check:
     """Exercise (b): ``student_fn(x, dtype)`` must round ``x`` through ``dtype`` (a torch float8
     dtype) with per-tensor current scaling and return the dequantised float32 tensor."""
-    from nvrepro.core.precision import E4M3, E5M2, quantize_dequantize
+    from nvrepro.core.training.precision import E4M3, E5M2, quantize_dequantize
 
     gen = torch.Generator().manual_seed(0)
     wide = torch.exp(torch.empty(40, 30).uniform_(-20, 2, generator=gen)) * torch.randn(40, 30, generator=gen).sign()
@@ -100,8 +100,8 @@ EXCLUSION_QUESTION = dict(config="nemotron_h_8b", n=8)
 
 def check_excluded_linears(answer: float | None, *, verbose: bool = True) -> Check:
     """Exercise (c): see :data:`EXCLUSION_QUESTION`; counted on the real model built on ``meta``."""
-    from nvrepro.core.precision import FP8Config
-    from nvrepro.core.paths import REPO_ROOT
+    from nvrepro.core.training.precision import FP8Config
+    from nvrepro.core.tooling.paths import REPO_ROOT
     from nvrepro.hybrid.fp8_experiment import exclusion_plan
 
     n = EXCLUSION_QUESTION["n"]
@@ -113,7 +113,7 @@ def check_excluded_linears(answer: float | None, *, verbose: bool = True) -> Che
            "linears (in_proj, out_proj), each FFN 2 (up, down), each attention layer 4 (q, k, v, o), so "
            f"{actual} linears stay in BF16 and {plan['fp8_linears']} run in FP8 "
            f"({100 * plan['fp8_param_fraction']:.0f}% of the blocks' linear weights).")
-    return _check_number(answer, actual, rel_tol=0, variable="answer", unit="linear layers", why=why,
-                         slips=((4 * n, "that counts 2 per layer: an attention layer has 4"),
-                                (2 * n, "that counts layers, not linears"),
-                                (actual + 1, "the LM head is not part of the count")), verbose=verbose)
+    return check_number(answer, actual, what="your prediction (a number of linear layers)", unit="linear layers",
+                        why=why, slips=((4 * n, "that counts 2 per layer: an attention layer has 4"),
+                               (2 * n, "that counts layers, not linears"),
+                               (actual + 1, "the LM head is not part of the count")), verbose=verbose)

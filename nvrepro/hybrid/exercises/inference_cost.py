@@ -6,9 +6,9 @@ from typing import Callable
 
 import torch
 
-from nvrepro.core.exercises import Check
-from nvrepro.core.exercises import report as _report
-from nvrepro.hybrid.exercises._numbers import _check_number
+from nvrepro.core.tooling.verdicts import Check
+from nvrepro.core.tooling.verdicts import report as _report
+from nvrepro.core.tooling.verdicts import check_number
 
 
 # --- (a) the KV cache of a real config -----------------------------------------------------
@@ -20,7 +20,7 @@ KV_QUESTION = dict(config="llama_3_1_8b", context=8192, batch=1, bytes_per_elem=
 def measured_kv_cache_bytes(config: str, context: int, batch: int = 1, dtype=torch.bfloat16) -> int:
     """Bytes of real ``KVCache`` tensors: one layer's cache allocated at the config's widths,
     times the number of attention layers (every layer's cache has the same shape)."""
-    from nvrepro.core.layers.attention import KVCache
+    from nvrepro.core.lm.layers.attention import KVCache
     from nvrepro.hybrid.inference import full_scale_config
 
     cfg = full_scale_config(config)
@@ -46,8 +46,8 @@ def check_kv_cache_bytes(answer: float | None, *, verbose: bool = True) -> Check
              (actual * a.n_heads / a.n_kv_heads, "you used the query heads; GQA shares each K/V head "
               "among several query heads"),
              (actual * 2, "4-byte elements? the cache is BF16"))
-    return _check_number(answer, actual, rel_tol=0.01, variable="kv_bytes", unit="bytes", why=why,
-                         slips=slips, verbose=verbose)
+    return check_number(answer, actual, what="your prediction (bytes)", rel_tol=0.01, variable="kv_bytes",
+                        unit="bytes", why=why, slips=slips, verbose=verbose)
 
 
 # --- (b) at which context does the Transformer's cache match the hybrid's? ------------------
@@ -74,15 +74,15 @@ def check_break_even_context(answer: float | None, *, verbose: bool = True) -> C
            f"same {hyb.cache_bytes / 2**30:.2f} GiB after {actual:,.0f} tokens: the hybrid's cache at "
            f"{q['hybrid_context'] // 1024}K tokens is the Transformer's at about {actual / 1024:.1f}K.")
     slips = ((kv_only, "close: you left out the Mamba layers' constant state, which the hybrid also keeps"),)
-    return _check_number(answer, actual, rel_tol=0.02, variable="break_even", unit="tokens", why=why,
-                         slips=slips, verbose=verbose)
+    return check_number(answer, actual, what="your prediction (tokens)", rel_tol=0.02, variable="break_even",
+                        unit="tokens", why=why, slips=slips, verbose=verbose)
 
 
 # --- (c) implement the cache arithmetic for any pattern -------------------------------------
 
 def _cache_cases():
     """Tiny configs covering each cache kind: attention only (GQA), Mamba only (2 groups), mixed."""
-    from nvrepro.core.config import AttentionConfig, MambaConfig, ModelConfig
+    from nvrepro.core.lm.config import AttentionConfig, MambaConfig, ModelConfig
 
     att = AttentionConfig(n_heads=4, n_kv_heads=2, head_dim=8)
     mam = MambaConfig(n_heads=4, head_dim=8, d_state=6, n_groups=2, d_conv=3)
@@ -93,10 +93,10 @@ def _cache_cases():
 
 def check_cache_bytes_fn(student_fn: Callable, *, verbose: bool = True) -> Check:
     """Exercise (c): ``student_fn(cfg, context, batch) -> int``, the bytes of the float32 cache
-    ``HybridLM.allocate_cache(batch, context)`` allocates, for any pattern. Checked against the
+    ``PatternLM.allocate_cache(batch, context)`` allocates, for any pattern. Checked against the
     bytes of the tensors actually allocated for several tiny models."""
-    from nvrepro.core.decode import cache_nbytes
-    from nvrepro.core.lm import build_model
+    from nvrepro.hybrid.decode_cost import cache_nbytes
+    from nvrepro.core.lm.model import build_model
 
     for cfg, context, batch in _cache_cases():
         actual = cache_nbytes(build_model(cfg).allocate_cache(batch, context))

@@ -7,8 +7,8 @@ from typing import Callable
 
 import torch
 
-from nvrepro.core.exercises import Check
-from nvrepro.core.exercises import report as _report
+from nvrepro.core.tooling.verdicts import Check
+from nvrepro.core.tooling.verdicts import report as _report
 
 
 # === notebooks/hybrid/05_minipuzzle.ipynb ==================================================

@@ -1,4 +1,4 @@
-"""Exercises of notebooks/hybrid/01_mamba2_ssd.ipynb (checked against nvrepro.core.layers.ssd)."""
+"""Exercises of notebooks/hybrid/01_mamba2_ssd.ipynb (checked against nvrepro.core.lm.layers.ssd)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Callable
 
 import torch
 
-from nvrepro.core.exercises import Check
-from nvrepro.core.exercises import report as _report
-from nvrepro.core.layers.ssd import ssd_chunked, ssd_naive
+from nvrepro.core.tooling.verdicts import Check
+from nvrepro.core.tooling.verdicts import report as _report
+from nvrepro.core.lm.layers.ssd import ssd_chunked, ssd_naive
 
 
 # --- (a) decay: how fast does the state forget? -------------------------------------------

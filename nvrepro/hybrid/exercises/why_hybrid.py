@@ -6,8 +6,8 @@ import math
 from typing import Callable
 
 
-from nvrepro.core.exercises import Check
-from nvrepro.core.exercises import report as _report
+from nvrepro.core.tooling.verdicts import Check
+from nvrepro.core.tooling.verdicts import report as _report
 
 
 # === notebooks/hybrid/02_why_hybrid.ipynb =================================================
@@ -23,7 +23,7 @@ def check_recall_drop(answer: str | None, result: dict | None = None, *, verbose
     past key and value in their attention layers. With ``result`` (from ``mqar_recall``), the
     message also says what this run measured at its longest length.
     """
-    from nvrepro.core.info import kv_cache_bytes, ssm_state_bytes
+    from nvrepro.core.lm.info import kv_cache_bytes, ssm_state_bytes
     from nvrepro.hybrid.why_hybrid import ARMS, arm_configs
 
     if answer is None:
@@ -56,8 +56,8 @@ def check_recall_drop(answer: str | None, result: dict | None = None, *, verbose
 
 def _fraction_cases() -> dict[str, str]:
     """Patterns to test on: the full-scale configs, the toy arms, and a pure Mamba-2 stack."""
-    from nvrepro.core.config import model_config_from_yaml
-    from nvrepro.core.paths import REPO_ROOT
+    from nvrepro.core.lm.config import model_config_from_yaml
+    from nvrepro.core.tooling.paths import REPO_ROOT
     from nvrepro.hybrid.why_hybrid import arm_configs
 
     cases = {name: model_config_from_yaml(REPO_ROOT / "configs" / "hybrid" / f"{name}.yaml").pattern
@@ -72,7 +72,7 @@ def check_attention_fraction_fn(student_fn: Callable[[str], float], *, verbose: 
 
     Checked on the real configs' patterns against ``pattern.count('*') / len(pattern)``.
     """
-    from nvrepro.core.exercises import call_student
+    from nvrepro.core.tooling.verdicts import call_student
 
     cases = _fraction_cases()
     for name, pattern in cases.items():
@@ -106,8 +106,8 @@ def _width_cases():
     """``(name, cfg, target)``: the toy Transformer arm matched to the toy hybrid, and two more."""
     import dataclasses
 
-    from nvrepro.core.config import ModelConfig
-    from nvrepro.core.info import count_parameters
+    from nvrepro.core.lm.config import ModelConfig
+    from nvrepro.core.lm.info import count_parameters
     from nvrepro.hybrid.why_hybrid import arm_configs
 
     arms = arm_configs()
@@ -129,8 +129,8 @@ def check_ffn_width_fn(student_fn: Callable, *, verbose: bool = True) -> Check:
     """
     import dataclasses
 
-    from nvrepro.core.exercises import call_student
-    from nvrepro.core.info import count_parameters
+    from nvrepro.core.tooling.verdicts import call_student
+    from nvrepro.core.lm.info import count_parameters
 
     def params(cfg, width):
         return count_parameters(dataclasses.replace(cfg, ffn=dataclasses.replace(cfg.ffn, hidden=width)))[0]

@@ -1,0 +1,165 @@
+"""The causal-LM LightningModule every paper extends.
+
+One class serves the toy run on a laptop CPU and the full-scale run on many GPU nodes; only the
+YAML changes (widths in ``model``, devices/strategy/precision in ``trainer``). Batches are dicts
+``{"input_ids": (b, l), "labels": (b, l)}`` with labels already shifted (``labels[t]`` is the
+target at position t, ``-100`` where unsupervised) — the convention of ``nvrepro.core.data``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from nvrepro.core.lm.config import ConfigError, ModelConfig, _from_dict
+from nvrepro.core.lm.model import PatternLM
+from nvrepro.core.training.precision import FP8Config, apply_fp8, as_fp8_config, attach_to_trainer
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warmup then cosine decay to ``min_lr_ratio * lr``."""
+
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.01
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)
+        if not self.lr > 0:
+            raise ConfigError(f"optim.lr: must be > 0, got {self.lr}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"optim.warmup_steps: must be >= 0, got {self.warmup_steps}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError(f"optim.min_lr_ratio: must be in [0, 1], got {self.min_lr_ratio}")
+
+
+def lr_lambda(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:
+    """Multiplier of the peak LR at ``step``: linear warmup, then cosine to ``min_lr_ratio``."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean token cross-entropy. logits ``(b, l, V)``, labels ``(b, l)`` (pre-shifted, -100 ignored)."""
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+
+class CausalLMModule(L.LightningModule):
+    """Trains a :class:`PatternLM` with next-token cross-entropy.
+
+    Logs ``train/loss``, ``train/ppl``, ``train/tokens_per_sec``, ``lr``, ``val/loss``,
+    ``val/ppl``, ``val/acc`` (next-token accuracy on supervised positions).
+    """
+
+    def __init__(self, model: ModelConfig | None = None, optim: OptimConfig | None = None,
+                 fp8: FP8Config | None = None):
+        super().__init__()
+        # Hyperparameters are stored as plain dicts so checkpoints load with weights_only=True.
+        model_cfg = _as_config(ModelConfig, model, "model")
+        optim_cfg = _as_config(OptimConfig, optim, "optim")
+        fp8_cfg = as_fp8_config(fp8)
+        self.save_hyperparameters({"model": model_cfg.to_dict(), "optim": asdict(optim_cfg),
+                                   "fp8": fp8_cfg and fp8_cfg.to_dict()})
+        self.model_config = model_cfg
+        self.optim_config = optim_cfg
+        self.fp8_config = fp8_cfg
+        self.model = PatternLM(model_cfg)
+        # FP8 linears (nvrepro.core.training.precision): emulated/torchao now, Transformer Engine in setup().
+        self.fp8_linears = [] if fp8_cfg is None or fp8_cfg.backend == "transformer_engine" \
+            else apply_fp8(self.model, fp8_cfg)
+        self._t_last: float | None = None
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids)
+
+    def setup(self, stage: str) -> None:
+        if self._trainer is not None:  # runs before the precision plugin converts the model
+            self.fp8_linears = attach_to_trainer(self.model, self.fp8_config,
+                                                 self.trainer.precision_plugin) or self.fp8_linears
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        vocab = getattr(dm, "vocab_size", None)
+        if vocab is not None and vocab > self.model_config.vocab_size:
+            raise ConfigError(f"model.vocab_size: the data's tokenizer has {vocab} tokens but the model "
+                              f"only {self.model_config.vocab_size}; set model.vocab_size >= {vocab}")
+
+    def _step(self, batch: dict, stage: str, logits: torch.Tensor | None = None) -> torch.Tensor:
+        # ``logits`` lets a subclass that already ran the model (e.g. distillation) reuse them.
+        if logits is None:
+            # Optional per-token document ids (long-context packing): block-diagonal attention.
+            logits = self.model(batch["input_ids"], doc_ids=batch.get("doc_ids"))
+        labels = batch["labels"]
+        loss = causal_lm_loss(logits, labels)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=not on_step, sync_dist=not on_step)
+        self.log(f"{stage}/ppl", torch.exp(loss.detach().clamp(max=30)), on_step=on_step, on_epoch=not on_step,
+                 sync_dist=not on_step)
+        if stage != "train":
+            mask = labels != -100
+            acc = (logits.argmax(-1)[mask] == labels[mask]).float().mean()
+            self.log(f"{stage}/acc", acc, on_epoch=True, sync_dist=True)
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self._step(batch, "train")
+        now = time.perf_counter()
+        if self._t_last is not None:
+            tokens = batch["input_ids"].numel() * self.trainer.world_size
+            self.log("train/tokens_per_sec", tokens / max(now - self._t_last, 1e-9), on_step=True)
+        self._t_last = now
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def configure_optimizers(self):
+        cfg = self.optim_config
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            if not p.requires_grad:
+                continue
+            # No decay on norms, biases and Mamba's dt_bias / A_log / D (mamba_ssm's convention).
+            if p.ndim < 2 or getattr(p, "_no_weight_decay", False):
+                no_decay.append(p)
+            else:
+                decay.append(p)
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+        total = self._total_steps()
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: lr_lambda(s, cfg.warmup_steps, total, cfg.min_lr_ratio))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _total_steps(self) -> int:
+        try:
+            total = int(self.trainer.estimated_stepping_batches)
+        except Exception:
+            total = 0
+        return total if 0 < total < 10**12 else max(1, self.optim_config.warmup_steps * 20)
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        if self.trainer.optimizers:
+            self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True)
+
+
+def _as_config(cls, value, name: str):
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    return _from_dict(cls, value, name)
