@@ -26,7 +26,6 @@ import torch.nn.functional as F
 from nvrepro.core.lm.config import ConfigError, ModelConfig
 from nvrepro.core.lm.model import PatternLM
 from nvrepro.core.training.module import CausalLMModule, OptimConfig, causal_lm_loss
-from nvrepro.core.training.precision import FP8Config
 from nvrepro.core.training.weights import init_from, load_lm
 
 TEACHER_PREFIX = "teacher."
@@ -68,9 +67,10 @@ class DistillationModule(CausalLMModule):
     """
 
     def __init__(self, model: ModelConfig | None = None, optim: OptimConfig | None = None,
-                 fp8: FP8Config | None = None, teacher: str | None = None,
-                 student_init: str | None = None, temperature: float = 1.0, ce_weight: float = 0.0):
-        super().__init__(model=model, optim=optim, fp8=fp8)  # fp8 applies to the student only
+                 teacher: str | None = None, student_init: str | None = None, temperature: float = 1.0,
+                 ce_weight: float = 0.0):
+        # FP8 (the FP8Training callback) converts ``self.model``: the student only.
+        super().__init__(model=model, optim=optim)
         if not temperature > 0:
             raise ConfigError(f"temperature: must be > 0, got {temperature}")
         if not ce_weight >= 0:
@@ -114,10 +114,10 @@ class DistillationModule(CausalLMModule):
             self.set_teacher(load_lm(self.teacher_path).to(self.device))
 
     def _step(self, batch: dict, stage: str, logits: torch.Tensor | None = None) -> torch.Tensor:
-        ids, labels, doc_ids = batch["input_ids"], batch["labels"], batch.get("doc_ids")
-        logits = self.model(ids, doc_ids=doc_ids) if logits is None else logits
+        labels, inputs = batch["labels"], self.model_inputs(batch)
+        logits = self.model(**inputs) if logits is None else logits
         with torch.no_grad():
-            teacher_logits = self.teacher(ids, doc_ids=doc_ids)
+            teacher_logits = self.teacher(**inputs)
         kd = kd_loss(logits, teacher_logits, labels, self.temperature)
         if stage != "train":
             super()._step(batch, stage, logits=logits)

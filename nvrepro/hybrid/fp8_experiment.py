@@ -30,14 +30,16 @@ from nvrepro.core.data import TextDataModule
 from nvrepro.core.training.fitting import quiet_fit
 from nvrepro.core.lm.model import build_model
 from nvrepro.core.training.module import CausalLMModule, causal_lm_loss
-from nvrepro.core.training.precision import FP8Config, fp8_plan, record_fp8_stats
+from nvrepro.core.training.precision import FP8Config, FP8Training, fp8_plan, record_fp8_stats
+from nvrepro.core.training.precision.callback import fp8_section
+from nvrepro.core.tooling.validation import ConfigError
 from nvrepro.core.tooling.profiles import profile_settings
 from nvrepro.core.training.yaml_fit import init_args_from_yaml, read_cli_yaml
-from nvrepro.core.tooling.paths import REPO_ROOT
+from nvrepro.core.tooling.paths import CONFIGS_DIR, REPO_ROOT
 from nvrepro.core.tooling.timing import num_threads
 
-FP8_TOY = REPO_ROOT / "configs" / "hybrid" / "fp8_toy.yaml"
-NEMOTRON_8B = REPO_ROOT / "configs" / "hybrid" / "nemotron_h_8b.yaml"
+FP8_TOY = CONFIGS_DIR / "hybrid" / "fp8_toy.yaml"
+NEMOTRON_8B = CONFIGS_DIR / "hybrid" / "nemotron_h_8b.yaml"
 ARMS = ("bf16", "fp8_recipe", "fp8_all", "fp8_delayed")
 # The smoke profile shrinks widths, steps and data so that four runs take seconds; "paper" runs
 # the YAML as written.
@@ -65,6 +67,9 @@ def load_fp8_study(config_path: str | Path = FP8_TOY, profile: str = "paper") ->
     _, args = init_args_from_yaml(config_path, "model")
     _, data = init_args_from_yaml(config_path, "data")
     trainer = dict(read_cli_yaml(config_path).get("trainer") or {})
+    fp8 = fp8_section(trainer.pop("callbacks", None))
+    if fp8 is None:
+        raise ConfigError(f"trainer.callbacks: {config_path} has no FP8Training callback to study")
     for key in ("seq_len", "batch_size", "max_documents"):
         if p[key] is not None:
             data[key] = p[key]
@@ -73,7 +78,7 @@ def load_fp8_study(config_path: str | Path = FP8_TOY, profile: str = "paper") ->
     if p["val_batches"] is not None:
         trainer["limit_val_batches"] = p["val_batches"]
     return {"model": _merge(args["model"], p["model"]), "optim": dict(args.get("optim") or {}),
-            "fp8": dict(args["fp8"]), "data": data, "trainer": trainer}
+            "fp8": fp8, "data": data, "trainer": trainer}
 
 
 def study_arms(fp8: dict) -> dict[str, FP8Config]:
@@ -123,28 +128,29 @@ def train_arm(cfg: dict, fp8: FP8Config, data: TextDataModule, seed: int,
               progress: bool = True) -> tuple[CausalLMModule, dict]:
     """Train one arm from the seed's initialisation; returns the module and its record."""
     L.seed_everything(seed, verbose=False)
-    module = CausalLMModule(model=cfg["model"], optim=cfg["optim"], fp8=fp8)
-    recorder = _LossRecorder()
+    module = CausalLMModule(model=cfg["model"], optim=cfg["optim"])
+    recorder, fp8_training = _LossRecorder(), FP8Training(fp8)
     t = cfg["trainer"]
     start = time.perf_counter()
-    quiet_fit(module, datamodule=data, progress=progress, callbacks=[recorder],
+    quiet_fit(module, datamodule=data, progress=progress, callbacks=[recorder, fp8_training],
               accelerator=t.get("accelerator", "auto"), devices=1, precision=t["precision"],
               gradient_clip_val=t.get("gradient_clip_val"), max_steps=t["max_steps"], limit_val_batches=0)
     seconds = time.perf_counter() - start
     val = held_out_loss(module, data, cfg["trainer"].get("limit_val_batches", 8),
                         cfg["trainer"]["precision"])
     return module, {"fp8": fp8.to_dict(), "loss": recorder.losses, "val_loss": val,
-                    "seconds": seconds, "fp8_linears": list(module.fp8_linears)}
+                    "seconds": seconds, "fp8_linears": list(fp8_training.linears)}
 
 
-def tensor_stats_by_layer(module: CausalLMModule, batch: dict, precision: str) -> list[dict]:
+def tensor_stats_by_layer(module: CausalLMModule, batch: dict, precision: str,
+                          fp8_linears: list[str]) -> list[dict]:
     """Per block linear: amax and FP8 underflow of input, weight and gradient on one batch.
 
     Run under the same autocast as training; excluded (BF16) layers are measured too, marked
-    ``fp8: False``, to show what FP8 would do there.
+    ``fp8: False`` (not in ``fp8_linears``), to show what FP8 would do there.
     """
     model = module.model
-    fp8_names = set(module.fp8_linears)
+    fp8_names = set(fp8_linears)
     names = [f"layers.{row['layer']}.{sub}" for row in fp8_plan(model, FP8Config(backend="none"))
              for sub in row["linears"]]
     device = next(model.parameters()).device
@@ -182,7 +188,7 @@ def fp8_training(profile: str = "smoke", seed: int = 0, config_path: str | Path 
             module, results[arm] = train_arm(cfg, configs[arm], data, seed, progress)
             if arm == "fp8_recipe":
                 stats = tensor_stats_by_layer(module, next(iter(data.val_dataloader())),
-                                              cfg["trainer"]["precision"])
+                                              cfg["trainer"]["precision"], results[arm]["fp8_linears"])
     config = {k: cfg[k] for k in ("model", "optim", "fp8", "data")}
     config["trainer"] = {k: cfg["trainer"].get(k) for k in ("max_steps", "precision", "limit_val_batches")}
     config["threads"] = used_threads

@@ -150,7 +150,7 @@ def candidate_grid(parent: ModelConfig, importance: Sequence[float], keep_grid: 
     unknown = sorted(set(keep_grid) - set(PATTERN_CHARS))
     if unknown:
         raise ConfigError(f"keep_grid: unknown layer kind(s) {unknown}; allowed: {sorted(PATTERN_CHARS)}")
-    kinds = list(PATTERN_CHARS)
+    kinds = [k for k in PATTERN_CHARS if k in parent.pattern or k in keep_grid]  # registry order
     choices = [sorted(set(keep_grid.get(k, [parent.count(k)])), reverse=True) for k in kinds]
     out = []
     for counts in itertools.product(*choices):

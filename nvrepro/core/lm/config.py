@@ -1,11 +1,13 @@
 """Typed model configs, validated with messages that name the bad field.
 
 A model is described by one :class:`ModelConfig`: a Nemotron-H layer pattern string plus the
-widths of the three mixer kinds it may contain:
+widths of the mixer kinds it may contain (the registry of :mod:`nvrepro.core.lm.layers.kinds`
+says which character builds what and which field holds its widths):
 
 * ``M``: a Mamba-2 mixer (:class:`MambaConfig`),
 * ``*``: causal grouped-query self-attention (:class:`AttentionConfig`),
-* ``-``: a feed-forward network (:class:`FFNConfig`).
+* ``-``: a feed-forward network (:class:`FFNConfig`),
+* ``X``: gated cross-attention to a context sequence (widths of :class:`AttentionConfig`).
 
 A pure Transformer is ``"*-*-*-"``; a pure Mamba-2 model is ``"MMMM"``. The same dataclasses
 are what LightningCLI YAMLs under ``configs/`` fill in, so a typo in a YAML key and a typo in
@@ -16,13 +18,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from nvrepro.core.tooling.validation import ConfigError, require
 from nvrepro.core.tooling.validation import dataclass_from_dict as _from_dict
 
-PATTERN_CHARS = {"M": "mamba", "*": "attention", "-": "ffn"}
+# Pattern character -> the ModelConfig field holding that layer kind's widths, and a name for
+# messages. Filled by nvrepro.core.lm.layers.kinds.register_layer_kind (importing nvrepro.core.lm
+# registers the built-in kinds: M, *, -, X).
+PATTERN_CHARS: dict[str, str] = {}
+KIND_DESCRIPTIONS: dict[str, str] = {}
 ROPE_SCALINGS = ("none", "linear", "ntk", "yarn", "llama3")  # see nvrepro.core.lm.layers.rope_scaling
 
 
@@ -169,25 +175,21 @@ class ModelConfig:
         return len(self.pattern)
 
     def count(self, kind: str) -> int:
-        """Number of layers of one kind: 'M', '*' or '-'."""
+        """Number of layers of one kind (its pattern character, e.g. 'M', '*', '-')."""
         return self.pattern.count(kind)
 
     def validate(self) -> None:
         require(isinstance(self.pattern, str) and len(self.pattern) > 0, "pattern",
                  f"must be a non-empty string of {sorted(PATTERN_CHARS)}, got {self.pattern!r}")
         bad = sorted({c for c in self.pattern if c not in PATTERN_CHARS})
-        require(not bad, "pattern",
-                 f"unknown layer character(s) {bad} in {self.pattern!r}; allowed: "
-                 "'M' (Mamba-2), '*' (attention), '-' (FFN)")
+        allowed = ", ".join(f"{c!r} ({KIND_DESCRIPTIONS[c]})" for c in PATTERN_CHARS)
+        require(not bad, "pattern", f"unknown layer character(s) {bad} in {self.pattern!r}; allowed: {allowed}")
         for name in ("d_model", "vocab_size", "max_seq_len"):
             _positive_int(getattr(self, name), name)
         require(self.norm_eps > 0, "norm_eps", f"must be > 0, got {self.norm_eps}")
-        if "M" in self.pattern:
-            self.mamba.validate("mamba")
-        if "*" in self.pattern:
-            self.attention.validate("attention")
-        if "-" in self.pattern:
-            self.ffn.validate("ffn")
+        # the widths of the kinds in use, in registration order
+        for name in dict.fromkeys(field for c, field in PATTERN_CHARS.items() if c in self.pattern):
+            getattr(self, name).validate(name)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-able dict (safe for ``torch.load(weights_only=True)``)."""

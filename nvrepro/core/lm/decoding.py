@@ -131,7 +131,13 @@ class DecodeStepper:
     paths only: on CUDA with mamba_ssm installed, ``model(ids, cache)`` uses its fused kernels.
     """
 
+    KINDS = frozenset("M*-")  # the layer kinds whose one-token steps the segments know
+
     def __init__(self, model: PatternLM, compile: bool = False):
+        other = sorted(set(model.cfg.pattern) - self.KINDS)
+        if other:
+            raise ValueError(f"pattern: the fixed-shape decode step handles layer kinds {sorted(self.KINDS)}, "
+                             f"not {other}; decode with model.generate (cached, eager) instead")
         if compile and not compile_available()[0]:
             warnings.warn(f"torch.compile is not available here ({compile_available()[1]}); "
                           "decoding with eager steps, which compute the same logits", stacklevel=2)

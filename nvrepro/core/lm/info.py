@@ -12,10 +12,10 @@ import json
 from dataclasses import asdict, dataclass
 
 from nvrepro.core.lm.config import ModelConfig, model_config_from_yaml
+from nvrepro.core.lm.layers.kinds import LAYER_KINDS
 from nvrepro.core.lm.layers.mamba2 import mamba2_state_bytes
 from nvrepro.core.lm.model import build_model
 
-KIND_NAMES = {"M": "mamba", "*": "attention", "-": "ffn"}
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
 
 
@@ -35,14 +35,15 @@ class ModelInfo:
 
 
 def count_parameters(cfg: ModelConfig) -> tuple[int, dict[str, int]]:
-    """Total parameters and a breakdown: embedding, mamba, attention, ffn, final_norm, lm_head.
+    """Total parameters and a breakdown: embedding, one entry per registered layer kind (mamba,
+    attention, ffn, cross_attention, ...; 0 when the pattern has none), final_norm, lm_head.
 
     A layer's pre-norm counts with its layer type; tied embeddings are counted once.
     """
     model = build_model(cfg, device="meta")
-    breakdown = {"embedding": model.embed.weight.numel(), "mamba": 0, "attention": 0, "ffn": 0}
+    breakdown = {"embedding": model.embed.weight.numel(), **{k.name: 0 for k in LAYER_KINDS.values()}}
     for block in model.layers:
-        breakdown[KIND_NAMES[block.kind]] += sum(p.numel() for p in block.parameters())
+        breakdown[block.spec.name] += sum(p.numel() for p in block.parameters())
     breakdown["final_norm"] = model.norm_f.weight.numel()
     breakdown["lm_head"] = 0 if cfg.tie_embeddings else model.lm_head.weight.numel()
     total = sum(p.numel() for p in model.parameters())  # parameters() de-duplicates tied weights
@@ -73,7 +74,7 @@ def model_info(cfg: ModelConfig, context: int = 8192, batch: int = 1, cache_dtyp
     return ModelInfo(
         total_params=total,
         params_by_type=breakdown,
-        layers_by_type={name: cfg.count(kind) for kind, name in KIND_NAMES.items()},
+        layers_by_type={k.name: cfg.count(c) for c, k in LAYER_KINDS.items()},
         context=context,
         batch=batch,
         kv_cache_bytes=kv_cache_bytes(cfg, context, batch, nbytes),

@@ -1,12 +1,14 @@
 """The pattern-built decoder LM (Nemotron-H, Sec. 2.1), with caches and ``generate()``.
 
 ``ModelConfig.pattern`` reads left to right, one character per layer: ``M`` Mamba-2, ``*``
-self-attention, ``-`` FFN. Each layer is ``x + mixer(RMSNorm(x))``. A pure Transformer
-(``"*-*-"``) and a pure Mamba-2 model (``"MMMM"``) are just other patterns, so comparisons
-between them change one string and nothing else.
+self-attention, ``-`` FFN, ``X`` gated cross-attention (the registry of
+:mod:`nvrepro.core.lm.layers.kinds` maps each character to its mixer). Each layer is
+``x + mixer(RMSNorm(x))``. A pure Transformer (``"*-*-"``) and a pure Mamba-2 model
+(``"MMMM"``) are just other patterns, so comparisons between them change one string and
+nothing else: hence :class:`PatternLM`, not "HybridLM".
 
 Decoding keeps one cache entry per layer: a :class:`KVCache` for attention (grows with context)
-and a :class:`Mamba2State` for Mamba-2 (constant size) — the reason a hybrid decodes cheaply.
+and a :class:`Mamba2State` for Mamba-2 (constant size), the reason a hybrid decodes cheaply.
 """
 
 from __future__ import annotations
@@ -17,15 +19,14 @@ import torch
 from torch import nn
 
 from nvrepro.core.lm.config import ModelConfig
-from nvrepro.core.lm.layers.attention import CausalSelfAttention
-from nvrepro.core.lm.layers.mamba2 import Mamba2Mixer, Mamba2State
-from nvrepro.core.lm.layers.mlp import FFN
+from nvrepro.core.lm.layers.kinds import layer_kind
 from nvrepro.core.lm.layers.norms import RMSNorm
 
 
 @dataclass
 class LMCache:
-    """Per-layer decoding state: ``KVCache`` for ``*``, ``Mamba2State`` for ``M``, ``None`` for ``-``."""
+    """Per-layer decoding state (``KVCache`` for ``*``, ``Mamba2State`` for ``M``, ``None`` for
+    kinds without one), the number of tokens seen and the capacity."""
 
     layers: list = field(default_factory=list)
     length: int = 0
@@ -33,37 +34,37 @@ class LMCache:
 
 
 class Block(nn.Module):
-    """Pre-norm residual block around one mixer. ``(b, l, d) -> (b, l, d)``."""
+    """Pre-norm residual block around one mixer of a registered kind. ``(b, l, d) -> (b, l, d)``.
+
+    ``doc_ids`` reaches only kinds that take it (self-attention: Mamba-2 carries its state across
+    document boundaries, so it cannot be masked per document); ``context`` only kinds that
+    attend to one (cross-attention)."""
 
     def __init__(self, kind: str, cfg: ModelConfig):
         super().__init__()
         self.kind = kind
+        self.spec = layer_kind(kind)
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
-        if kind == "M":
-            self.mixer = Mamba2Mixer(cfg.d_model, cfg.mamba, cfg.norm_eps)
-        elif kind == "*":
-            self.mixer = CausalSelfAttention(cfg.d_model, cfg.attention)
-        else:
-            self.mixer = FFN(cfg.d_model, cfg.ffn)
+        self.mixer = self.spec.build(cfg)
 
-    def forward(self, x: torch.Tensor, cache=None, doc_ids: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.norm(x)
-        if self.kind == "-":
-            h = self.mixer(h)
-        elif self.kind == "*" and doc_ids is not None:
-            h = self.mixer(h, cache, doc_ids=doc_ids)
-        else:  # Mamba-2 carries its state across document boundaries: doc_ids cannot apply
-            h = self.mixer(h, cache)
-        return x + h
+    def forward(self, x: torch.Tensor, cache=None, doc_ids: torch.Tensor | None = None,
+                context: torch.Tensor | None = None) -> torch.Tensor:
+        # The decoding state goes second, positionally (each mixer names it its own way); the
+        # other inputs by keyword, only when set, so a mixer's own defaults hold otherwise.
+        state = (cache,) if "cache" in self.spec.inputs else ()
+        extra = {n: v for n, v in (("doc_ids", doc_ids), ("context", context))
+                 if n in self.spec.inputs and v is not None}
+        return x + self.mixer(self.norm(x), *state, **extra)
 
 
 class PatternLM(nn.Module):
     """Embedding -> blocks from the pattern -> final RMSNorm -> LM head.
 
-    ``forward(input_ids (b, l), cache=None, doc_ids=None) -> logits (b, l, vocab_size)``.
-    ``doc_ids (b, l)`` (optional, no cache) restricts the attention layers to a block-diagonal
-    causal mask (a token sees only its own document); Mamba-2 layers cannot be masked this way
-    and still carry their state across document boundaries.
+    ``forward(input_ids (b, l), cache=None, doc_ids=None, *, inputs_embeds=None, context=None)
+    -> logits (b, l, vocab_size)``. ``doc_ids (b, l)`` (optional, no cache) restricts the
+    attention layers to a block-diagonal causal mask (a token sees only its own document);
+    Mamba-2 layers cannot be masked this way and still carry their state across document
+    boundaries. ``context (b, m, d_model)`` is what cross-attention layers (``X``) attend to.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -95,22 +96,20 @@ class PatternLM(nn.Module):
         param = self.embed.weight
         device = device or param.device
         dtype = dtype or param.dtype
-        layers = []
-        for block in self.layers:
-            if block.kind == "*":
-                layers.append(block.mixer.allocate_cache(batch, capacity, device, dtype))
-            elif block.kind == "M":
-                layers.append(Mamba2State.zeros(self.cfg.mamba, batch, device=device, dtype=dtype))
-            else:
-                layers.append(None)
+        layers = [None if block.spec.new_state is None
+                  else block.spec.new_state(block.mixer, self.cfg, batch, capacity, device, dtype)
+                  for block in self.layers]
         return LMCache(layers=layers, length=0, capacity=capacity)
 
     def forward(self, input_ids: torch.Tensor | None = None, cache: LMCache | None = None,
                 doc_ids: torch.Tensor | None = None, *,
-                inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+                inputs_embeds: torch.Tensor | None = None,
+                context: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(b, l, vocab)`` for token ids ``input_ids (b, l)``, or for ready-made input
         vectors ``inputs_embeds (b, l, d_model)`` (e.g. projected image tiles next to embedded
-        text), continuing ``cache`` when given. Exactly one of the two inputs."""
+        text), continuing ``cache`` when given. Exactly one of the two inputs. ``context
+        (b, m, d_model)``: the sequence cross-attention layers attend to (needed iff the pattern
+        has one)."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("input_ids, inputs_embeds: give exactly one of the two")
         if input_ids is not None and input_ids.dim() != 2:
@@ -126,7 +125,7 @@ class PatternLM(nn.Module):
                              f"max_seq_len={self.cfg.max_seq_len}; raise model.max_seq_len or shorten the input")
         x = self.embed(input_ids) if inputs_embeds is None else inputs_embeds
         for i, block in enumerate(self.layers):
-            x = block(x, cache.layers[i] if cache is not None else None, doc_ids)
+            x = block(x, cache.layers[i] if cache is not None else None, doc_ids, context)
         if cache is not None:
             cache.length = total
         return self.lm_head(self.norm_f(x))
@@ -134,11 +133,12 @@ class PatternLM(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
                  top_k: int | None = None, seed: int | None = None,
-                 eos_id: int | None = None) -> torch.Tensor:
+                 eos_id: int | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
         """Prefill the prompt, then decode one token at a time through the caches.
 
         ``temperature == 0`` is greedy; otherwise sample from ``softmax(logits / T)``, optionally
         restricted to the ``top_k`` most likely tokens, with a generator seeded by ``seed``.
+        ``context (b, m, d_model)`` is passed to every step (cross-attention layers).
         Returns ``(b, l + new)`` token ids (stops early only if every row emitted ``eos_id``).
         """
         if max_new_tokens < 0:
@@ -151,7 +151,7 @@ class PatternLM(nn.Module):
         if temperature > 0:
             generator = torch.Generator(device=input_ids.device)
             generator.manual_seed(0 if seed is None else seed)
-        logits = self(input_ids, cache)[:, -1]
+        logits = self(input_ids, cache, context=context)[:, -1]
         out = [input_ids]
         done = torch.zeros(b, dtype=torch.bool, device=input_ids.device)
         for step in range(max_new_tokens):
@@ -162,7 +162,7 @@ class PatternLM(nn.Module):
                 if bool(done.all()):
                     break
             if step + 1 < max_new_tokens:
-                logits = self(next_id[:, None], cache)[:, -1]
+                logits = self(next_id[:, None], cache, context=context)[:, -1]
         return torch.cat(out, dim=1)
 
 

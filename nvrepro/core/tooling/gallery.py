@@ -28,6 +28,7 @@ class FigureStatus:
     png: Path
     claim: str
     held: bool | None
+    reason: str = ""
 
 
 def collect(figures_dir: Path | None = None) -> list[FigureStatus]:
@@ -39,19 +40,22 @@ def collect(figures_dir: Path | None = None) -> list[FigureStatus]:
         if not png.exists():
             continue
         data = json.loads(sidecar.read_text())
-        out.append(FigureStatus(sidecar.parent.name, sidecar.stem, png, " ".join(str(data.get("claim", "")).split()),
-                                data.get("held")))
+        reason = (data.get("judgement") or {}).get("reason", "")
+        out.append(FigureStatus(sidecar.parent.name, sidecar.stem, png, " ".join(str(data.get("claim") or "").split()),
+                                data.get("held"), " ".join(str(reason).split())))
     return out
 
 
 def gallery_markdown(figures: list[FigureStatus], root: Path | None = None) -> str:
-    """A markdown table: thumbnail, figure, the claim tested, and whether it held."""
+    """A markdown table: thumbnail, figure, the claim tested, and whether it held (with the
+    judgement's reason: the estimates and intervals it was decided on)."""
     root = Path(root or REPO_ROOT)
     lines = ["| figure | claim tested | result |", "|---|---|---|"]
     for f in figures:
         rel = f.png.relative_to(root).as_posix()
         claim = f.claim.replace("|", "\\|")
-        lines.append(f"| [![{f.name}]({rel})]({rel})<br>`{f.track}/{f.name}` | {claim} | {HELD_TEXT[f.held]} |")
+        why = f"<br><sub>{f.reason.replace('|', chr(92) + '|')}</sub>" if f.reason else ""
+        lines.append(f"| [![{f.name}]({rel})]({rel})<br>`{f.track}/{f.name}` | {claim} | {HELD_TEXT[f.held]}{why} |")
     return "\n".join(lines)
 
 

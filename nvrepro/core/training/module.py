@@ -1,24 +1,36 @@
 """The causal-LM LightningModule every paper extends.
 
 One class serves the toy run on a laptop CPU and the full-scale run on many GPU nodes; only the
-YAML changes (widths in ``model``, devices/strategy/precision in ``trainer``). Batches are dicts
-``{"input_ids": (b, l), "labels": (b, l)}`` with labels already shifted (``labels[t]`` is the
-target at position t, ``-100`` where unsupervised) — the convention of ``nvrepro.core.data``.
+YAML changes (widths in ``model``, devices/strategy/precision in ``trainer``, FP8 as the
+:class:`~nvrepro.core.training.precision.FP8Training` callback). Batches are dicts holding
+``labels (b, l)``, already shifted (``labels[t]`` is the target at position t, ``-100`` where
+unsupervised; the convention of ``nvrepro.core.data``), plus the model's inputs.
+
+Two hooks make it generic over the model, so a paper subclasses instead of copying:
+
+* :meth:`CausalLMModule.build_model` (``config -> nn.Module`` with ``forward(**inputs) -> logits
+  (b, l, V)``; default :class:`PatternLM`) with :attr:`CausalLMModule.config_class` for its config;
+* :meth:`CausalLMModule.model_inputs` (``batch -> keyword inputs``; default: the batch entries
+  that the model's ``forward`` names, e.g. ``input_ids`` and, when the data packs documents,
+  ``doc_ids``). A vision-language module maps images to ``inputs_embeds`` here.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from nvrepro.core.lm.config import ConfigError, ModelConfig, _from_dict
+from nvrepro.core.lm.config import ModelConfig
 from nvrepro.core.lm.model import PatternLM
-from nvrepro.core.training.precision import FP8Config, apply_fp8, as_fp8_config, attach_to_trainer
+from nvrepro.core.tooling.validation import ConfigError, dataclass_from_dict
 
 
 @dataclass
@@ -57,37 +69,40 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 class CausalLMModule(L.LightningModule):
-    """Trains a :class:`PatternLM` with next-token cross-entropy.
+    """Trains ``self.model`` (a :class:`PatternLM` unless :meth:`build_model` says otherwise) with
+    next-token cross-entropy.
 
     Logs ``train/loss``, ``train/ppl``, ``train/tokens_per_sec``, ``lr``, ``val/loss``,
     ``val/ppl``, ``val/acc`` (next-token accuracy on supervised positions).
     """
 
-    def __init__(self, model: ModelConfig | None = None, optim: OptimConfig | None = None,
-                 fp8: FP8Config | None = None):
+    config_class: type = ModelConfig
+
+    def __init__(self, model: ModelConfig | None = None, optim: OptimConfig | None = None):
         super().__init__()
         # Hyperparameters are stored as plain dicts so checkpoints load with weights_only=True.
-        model_cfg = _as_config(ModelConfig, model, "model")
+        model_cfg = _as_config(self.config_class, model, "model")
         optim_cfg = _as_config(OptimConfig, optim, "optim")
-        fp8_cfg = as_fp8_config(fp8)
-        self.save_hyperparameters({"model": model_cfg.to_dict(), "optim": asdict(optim_cfg),
-                                   "fp8": fp8_cfg and fp8_cfg.to_dict()})
+        self.save_hyperparameters({"model": model_cfg.to_dict(), "optim": asdict(optim_cfg)})
         self.model_config = model_cfg
         self.optim_config = optim_cfg
-        self.fp8_config = fp8_cfg
-        self.model = PatternLM(model_cfg)
-        # FP8 linears (nvrepro.core.training.precision): emulated/torchao now, Transformer Engine in setup().
-        self.fp8_linears = [] if fp8_cfg is None or fp8_cfg.backend == "transformer_engine" \
-            else apply_fp8(self.model, fp8_cfg)
+        self.model = self.build_model(model_cfg)
+        self._input_names = _keyword_inputs(self.model)
         self._t_last: float | None = None
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids)
+    def build_model(self, cfg) -> nn.Module:
+        """The network this module trains, from its config (``config_class``)."""
+        return PatternLM(cfg)
+
+    def model_inputs(self, batch: dict) -> dict[str, Any]:
+        """Keyword inputs of ``self.model`` for ``batch``: the batch's entries that the model's
+        ``forward`` names (``labels`` never). Override to map other batch shapes."""
+        return {k: v for k, v in batch.items() if k in self._input_names}
+
+    def forward(self, *args, **kwargs) -> torch.Tensor:
+        return self.model(*args, **kwargs)
 
     def setup(self, stage: str) -> None:
-        if self._trainer is not None:  # runs before the precision plugin converts the model
-            self.fp8_linears = attach_to_trainer(self.model, self.fp8_config,
-                                                 self.trainer.precision_plugin) or self.fp8_linears
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         vocab = getattr(dm, "vocab_size", None)
         if vocab is not None and vocab > self.model_config.vocab_size:
@@ -97,8 +112,7 @@ class CausalLMModule(L.LightningModule):
     def _step(self, batch: dict, stage: str, logits: torch.Tensor | None = None) -> torch.Tensor:
         # ``logits`` lets a subclass that already ran the model (e.g. distillation) reuse them.
         if logits is None:
-            # Optional per-token document ids (long-context packing): block-diagonal attention.
-            logits = self.model(batch["input_ids"], doc_ids=batch.get("doc_ids"))
+            logits = self.model(**self.model_inputs(batch))
         labels = batch["labels"]
         loss = causal_lm_loss(logits, labels)
         on_step = stage == "train"
@@ -115,7 +129,7 @@ class CausalLMModule(L.LightningModule):
         loss = self._step(batch, "train")
         now = time.perf_counter()
         if self._t_last is not None:
-            tokens = batch["input_ids"].numel() * self.trainer.world_size
+            tokens = batch["labels"].numel() * self.trainer.world_size
             self.log("train/tokens_per_sec", tokens / max(now - self._t_last, 1e-9), on_step=True)
         self._t_last = now
         return loss
@@ -160,6 +174,11 @@ class CausalLMModule(L.LightningModule):
 def _as_config(cls, value, name: str):
     if value is None:
         return cls()
-    if isinstance(value, cls):
-        return value
-    return _from_dict(cls, value, name)
+    return dataclass_from_dict(cls, value, name)
+
+
+def _keyword_inputs(model: nn.Module) -> frozenset[str]:
+    """Names ``model.forward`` takes that a batch may fill (not the decoding cache)."""
+    params = inspect.signature(model.forward).parameters
+    return frozenset(n for n, p in params.items()
+                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in ("cache", "labels"))

@@ -101,11 +101,11 @@ EXCLUSION_QUESTION = dict(config="nemotron_h_8b", n=8)
 def check_excluded_linears(answer: float | None, *, verbose: bool = True) -> Check:
     """Exercise (c): see :data:`EXCLUSION_QUESTION`; counted on the real model built on ``meta``."""
     from nvrepro.core.training.precision import FP8Config
-    from nvrepro.core.tooling.paths import REPO_ROOT
+    from nvrepro.core.tooling.paths import CONFIGS_DIR
     from nvrepro.hybrid.fp8_experiment import exclusion_plan
 
     n = EXCLUSION_QUESTION["n"]
-    path = REPO_ROOT / "configs" / "hybrid" / f"{EXCLUSION_QUESTION['config']}.yaml"
+    path = CONFIGS_DIR / "hybrid" / f"{EXCLUSION_QUESTION['config']}.yaml"
     plan = exclusion_plan(path, FP8Config(exclude_first_n=n, exclude_last_n=n))
     actual = plan["bf16_linears"]
     kinds = "".join(k for _, k in plan["bf16_layers"])

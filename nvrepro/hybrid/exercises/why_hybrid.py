@@ -57,10 +57,10 @@ def check_recall_drop(answer: str | None, result: dict | None = None, *, verbose
 def _fraction_cases() -> dict[str, str]:
     """Patterns to test on: the full-scale configs, the toy arms, and a pure Mamba-2 stack."""
     from nvrepro.core.lm.config import model_config_from_yaml
-    from nvrepro.core.tooling.paths import REPO_ROOT
+    from nvrepro.core.tooling.paths import CONFIGS_DIR
     from nvrepro.hybrid.why_hybrid import arm_configs
 
-    cases = {name: model_config_from_yaml(REPO_ROOT / "configs" / "hybrid" / f"{name}.yaml").pattern
+    cases = {name: model_config_from_yaml(CONFIGS_DIR / "hybrid" / f"{name}.yaml").pattern
              for name in ("nemotron_h_8b", "nemotron_h_56b", "nemotron_h_47b", "llama_3_1_8b")}
     cases.update({f"toy {arm}": cfg.pattern for arm, cfg in arm_configs().items()})
     cases["MMMM"] = "MMMM"

@@ -17,7 +17,7 @@ from torch import nn
 from nvrepro.core.lm.config import ConfigError, model_config_from_yaml
 from nvrepro.core.lm.model import build_model
 from nvrepro.core.training.module import CausalLMModule
-from nvrepro.core.training.precision import (E4M3, E5M2, FP8Config, FP8Linear, apply_fp8, as_fp8_config,
+from nvrepro.core.training.precision import (E4M3, E5M2, FP8Config, FP8Linear, FP8Training, apply_fp8, as_fp8_config,
                                     attach_to_trainer, fp8_linear_names, quantize_dequantize,
                                     record_fp8_stats, tensor_stats)
 from nvrepro.core.training.precision.emulated import INPUT, fp8_to_float32
@@ -188,9 +188,9 @@ def test_transformer_engine_is_a_clear_error_without_it():
     with pytest.raises(ModuleNotFoundError, match="Transformer Engine"):
         apply_fp8(build_model(TINY), FP8Config(backend="transformer_engine", exclude_first_n=1,
                                                exclude_last_n=1))
-    module = CausalLMModule(model=TINY, fp8=dict(backend="transformer_engine"))
+    callback = FP8Training(dict(backend="transformer_engine"))
     with pytest.raises(ConfigError, match="configs/scale/fp8.yaml"):
-        attach_to_trainer(module.model, module.fp8_config, L.Trainer(accelerator="cpu", logger=False).precision_plugin)
+        callback.setup(L.Trainer(accelerator="cpu", logger=False), CausalLMModule(model=TINY), "fit")
 
 
 @pytest.fixture
@@ -314,26 +314,49 @@ def test_module_trains_in_fp8_and_checkpoint_loads_with_weights_only(tmp_path):
 
     L.seed_everything(0)
     fp8 = dict(exclude_first_n=1, exclude_last_n=1, recipe="delayed")
-    module = CausalLMModule(model=TINY, fp8=fp8)
-    assert module.fp8_linears == fp8_linear_names(module.model, FP8Config(**fp8))
+    module, callback = CausalLMModule(model=TINY), FP8Training(fp8)
     data = SyntheticDataModule(task="mqar", vocab_size=64, seq_len=32, num_train=32, num_val=8,
                                batch_size=8, num_kv_pairs=4)
-    trainer = L.Trainer(accelerator="cpu", max_steps=2, limit_val_batches=0, logger=False,
+    trainer = L.Trainer(accelerator="cpu", max_steps=2, limit_val_batches=0, logger=False, callbacks=[callback],
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
     trainer.fit(module, datamodule=data)
+    assert callback.linears == fp8_linear_names(build_model(TINY), FP8Config(**fp8))
+    assert {n for n, m in module.model.named_modules() if isinstance(m, FP8Linear)} == set(callback.linears)
     assert module.model.layers[1].mixer.up_proj.amax_history.abs().sum() > 0  # scales were tracked
     path = tmp_path / "fp8.ckpt"
     trainer.save_checkpoint(path)
-    assert torch.load(path, weights_only=True)["hyper_parameters"]["fp8"]["recipe"] == "delayed"
-    restored = CausalLMModule.load_from_checkpoint(path, weights_only=True)
-    assert isinstance(restored.model.layers[1].mixer.up_proj, FP8Linear)
+    assert "fp8" not in torch.load(path, weights_only=True)["hyper_parameters"]  # FP8 is the trainer's
+    restored = CausalLMModule.load_from_checkpoint(path, weights_only=True)  # FP8 and BF16 keys agree
+    apply_fp8(restored.model, FP8Config(**fp8))
     for m in module.modules():  # the amax history is not checkpointed (keys stay those of BF16)
         if isinstance(m, FP8Linear):
             m.amax_history.zero_()
     ids = torch.randint(0, 64, (2, 16))
     torch.testing.assert_close(restored.eval()(ids), module.eval()(ids))
-    plain = CausalLMModule(model=TINY)  # FP8 and BF16 checkpoints are interchangeable
-    plain.load_state_dict(torch.load(path, weights_only=True)["state_dict"])
+
+
+def test_callback_trains_the_same_weights_as_converting_by_hand(tmp_path):
+    """The callback converts at setup, before the optimizer exists: the same run as converting
+    the model before fit (the independent reference)."""
+    from nvrepro.core.data import SyntheticDataModule
+
+    fp8 = FP8Config(exclude_first_n=1, exclude_last_n=1)
+
+    def run(use_callback: bool) -> dict:
+        L.seed_everything(0)
+        module = CausalLMModule(model=TINY)
+        if not use_callback:
+            apply_fp8(module.model, fp8)
+        data = SyntheticDataModule(task="mqar", vocab_size=64, seq_len=32, num_train=32, num_val=8,
+                                   batch_size=8, num_kv_pairs=4)
+        L.Trainer(accelerator="cpu", max_steps=3, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                  callbacks=[FP8Training(fp8)] if use_callback else [], enable_progress_bar=False,
+                  enable_model_summary=False, default_root_dir=tmp_path).fit(module, datamodule=data)
+        return module.model.state_dict()
+
+    by_callback, by_hand = run(True), run(False)
+    for k in by_hand:
+        torch.testing.assert_close(by_callback[k], by_hand[k], rtol=0, atol=0, msg=k)
 
 
 def test_full_scale_fp8_command_resolves(capsys):
@@ -344,12 +367,13 @@ def test_full_scale_fp8_command_resolves(capsys):
 
     args = ["fit", "--config", "configs/hybrid/nemotron_h_8b.yaml", "--config",
             "configs/scale/multinode_fsdp.yaml", "--config", "configs/scale/fp8.yaml",
-            "--trainer.strategy", "ddp", "--model.init_args.fp8.backend", "transformer_engine"]
+            "--trainer.strategy", "ddp"]
     with pytest.raises(SystemExit) as exit_info:
         main([a if not a.startswith("configs/") else str(ROOT / a) for a in args] + ["--print_config"])
     out, err = capsys.readouterr()
     assert exit_info.value.code in (0, None), err
     resolved = yaml.safe_load(out)
     assert resolved["trainer"]["precision"] == "transformer-engine" and resolved["trainer"]["num_nodes"] == 4
-    fp8 = resolved["model"]["init_args"]["fp8"]
-    assert fp8 == FP8Config(backend="transformer_engine").to_dict()
+    [callback] = resolved["trainer"]["callbacks"]
+    assert callback["class_path"].endswith("FP8Training")
+    assert as_fp8_config(callback["init_args"]["fp8"]) == FP8Config(backend="transformer_engine")

@@ -6,7 +6,9 @@ the first N and last N layers of the pattern (N = 4 in the paper), which stay in
 paper reports a training-loss gap to BF16 typically under 0.1% relative at 8B scale (whether it
 also warns about smaller models is not in our facts sheet: unconfirmed).
 
-One config, :class:`FP8Config`, and one entry point, :func:`apply_fp8`, over three backends:
+One config, :class:`FP8Config`, one callback, :class:`FP8Training` (a Lightning callback that
+applies the recipe to ``pl_module.model`` at setup: the base module knows nothing of FP8), and
+one entry point, :func:`apply_fp8`, over three backends:
 
 * ``emulated`` (:mod:`.emulated`): quantise-dequantise through ``torch.float8_e4m3fn`` /
   ``torch.float8_e5m2`` in the forward and backward GEMMs (a custom autograd function), so the
@@ -22,11 +24,12 @@ Full-scale command (8B, multi-node, FP8 through TE; resolves with ``--print_conf
 
     nvrepro fit --config configs/hybrid/nemotron_h_8b.yaml \\
         --config configs/scale/multinode_fsdp.yaml --config configs/scale/fp8.yaml \\
-        --trainer.strategy ddp --model.init_args.fp8.backend transformer_engine
+        --trainer.strategy ddp
 
 ``--trainer.strategy ddp`` because the recipe is applied through Lightning's
-``TransformerEnginePrecision`` plugin, which DDP runs and FSDP does not (see :mod:`.te`); the
-fp8 overlay alone, without the ``--model...`` flag, applies the same paper recipe.
+``TransformerEnginePrecision`` plugin, which DDP runs and FSDP does not (see :mod:`.te`). The fp8
+overlay sets that precision and adds :class:`FP8Training` with ``backend: transformer_engine``
+and the paper's defaults.
 """
 
 from nvrepro.core.training.precision.config import BACKENDS, RECIPES, FP8Config, as_fp8_config
@@ -36,10 +39,11 @@ from nvrepro.core.training.precision.emulated import (E4M3, E5M2, FP8Linear, com
 from nvrepro.core.training.precision.apply import apply_fp8, fp8_layer_mask, fp8_linear_names, fp8_plan
 from nvrepro.core.training.precision.stats import record_fp8_stats, tensor_stats
 from nvrepro.core.training.precision.plugin import attach_to_trainer
+from nvrepro.core.training.precision.callback import FP8Training
 
 __all__ = [
     "BACKENDS", "RECIPES", "FP8Config", "as_fp8_config", "E4M3", "E5M2", "FP8Linear",
     "compute_scale", "delayed_scale", "dequantize", "flushed_fraction", "fp8_linear", "fp8_max",
     "quantize", "quantize_dequantize", "apply_fp8", "fp8_layer_mask", "fp8_linear_names",
-    "fp8_plan", "record_fp8_stats", "tensor_stats", "attach_to_trainer",
+    "fp8_plan", "record_fp8_stats", "tensor_stats", "attach_to_trainer", "FP8Training",
 ]

@@ -5,7 +5,7 @@ plugin replaces *every* ``nn.Linear`` of the model by ``te.Linear`` (the first a
 and the LM head included) and runs the forward under ``te.fp8_autocast`` with a
 ``DelayedScaling`` recipe. Nemotron-H's recipe (arXiv 2504.03624, Sec. 2.4) needs two changes,
 both made from the model side by :func:`~nvrepro.core.training.precision.plugin.attach_to_trainer`
-(called by ``CausalLMModule.setup``,
+(called by the :class:`~nvrepro.core.training.precision.FP8Training` callback's ``setup``,
 which Lightning runs before the plugin converts the model):
 
 * exclusion of the first / last N layers: we replace only the eligible linears by ``te.Linear``
@@ -17,8 +17,7 @@ which Lightning runs before the plugin converts the model):
   ``DelayedScaling(amax_history_len=..., amax_compute_algo="max")`` for ``recipe: delayed``);
   both with ``Format.HYBRID`` (E4M3 forward, E5M2 backward).
 
-With the overlay alone (no ``fp8`` section in the model config) the paper's recipe is applied
-with its defaults (N = 4, current scaling).
+The overlay's callback carries the paper's recipe with its defaults (N = 4, current scaling).
 
 Limits, said plainly: Lightning's plugin keeps the *weights* in BF16 (``weights_dtype``), not
 FP32 master weights as Megatron-LM does; and the recipe is applied only through that plugin,
@@ -29,7 +28,7 @@ at ``Trainer`` construction). A multi-node FP8 run with TE therefore uses DDP, w
 full replica per GPU: for the 8B model about 8 bytes per parameter (BF16 weights,
 gradients and both AdamW moments), ~65 GB before activations, so 141 GB-class GPUs or
 activation checkpointing. The sharded alternative is the ``torchao`` backend with the FSDP
-overlay (``--model.init_args.fp8.backend torchao``). Neither was run here (no GPU); on a CPU,
+overlay (``--config configs/scale/fp8_torchao.yaml``). Neither was run here (no GPU); on a CPU,
 converting to TE raises an error that says what to use instead.
 """
 
