@@ -13,17 +13,10 @@ from typing import Callable
 
 import torch
 
-from nvrepro.core.lm.config import AttentionConfig, model_config_from_yaml
-from nvrepro.core.tooling.verdicts import Check, as_number, call_student, report
+from nvrepro.core.lm.config import model_config_from_yaml
 from nvrepro.core.lm.layers.rope_scaling import rotations, scaled_rope, yarn_ramp
-from nvrepro.core.tooling.paths import CONFIGS_DIR
-
-CONFIG = CONFIGS_DIR / "ultralong" / "ultralong_8b_1m.yaml"
-
-
-def ultralong_attention() -> AttentionConfig:
-    """The attention config of UltraLong-8B-1M (``configs/ultralong/ultralong_8b_1m.yaml``)."""
-    return model_config_from_yaml(CONFIG).attention
+from nvrepro.core.tooling.verdicts import Check, as_number, call_student, report
+from nvrepro.ultralong.rope_scaling import ultralong_attention
 
 
 # --- (a) what position interpolation does to the fastest pair -------------------------------
@@ -118,7 +111,7 @@ def check_yarn_untouched(count: int | None, *, verbose: bool = True) -> Check:
 def check_unchanged_short_loss(method: str | None, result: dict, *, verbose: bool = True) -> Check:
     """Exercise 02(a): which method leaves the short-context loss *exactly* at the base model's
     before any continued pretraining? Checked against the measured ``result`` of
-    :func:`nvrepro.ultralong.extension.extension_experiment` and the frequencies themselves."""
+    :func:`nvrepro.ultralong.context_extension.run` and the frequencies themselves."""
     from nvrepro.ultralong.extension import PRETRAIN_YAML, arm_yaml
 
     if method is None:
