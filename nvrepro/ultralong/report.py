@@ -19,7 +19,7 @@ def table_text(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[tuple[st
     lines = [f"{first:<{first_width}}" + "".join(f"{h:>{w}}" for (h, _, _), w in zip(columns, widths))]
     for key, row in rows.items():
         lines.append(f"{labels.get(key, key):<{first_width}}"
-                     + "".join(f"{row[field]:>{w}{spec}}" for (_, field, spec), w in zip(columns, widths)))
+                     + "".join(f"{format(row[field], spec):>{w}}" for (_, field, spec), w in zip(columns, widths)))
     return "\n".join(lines)
 
 
