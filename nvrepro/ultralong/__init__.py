@@ -18,18 +18,33 @@ Where the pieces live:
 * packing, separator, cross-document mask, length upsampling: :mod:`nvrepro.ultralong.packing`;
 * evaluation: :mod:`nvrepro.ultralong.tasks` (passkey / needle-in-a-haystack and RULER-style
   tasks, generated deterministically) and :mod:`nvrepro.ultralong.evaluate` (greedy generation
-  through the caches, exact match, grids over length x depth, short-context loss);
+  through the caches, exact match with counts, grids over length x depth, per-block losses on
+  short and long packed documents);
 * continued pretraining from a checkpoint: :class:`nvrepro.ultralong.module.ContextExtensionModule`;
-* the RoPE explainer's tables and plots: :mod:`nvrepro.ultralong.experiments`,
-  :mod:`nvrepro.ultralong.figures`, exercise checkers in :mod:`nvrepro.ultralong.exercises`.
+* the toy extension machinery: :mod:`nvrepro.ultralong.mixture` (retrieval-shaped *training*
+  documents: marked needles in bible-text haystacks and copy lists, disjoint from the evaluation
+  probes), :mod:`nvrepro.ultralong.data` (bible text mixed with them; short-only toy instructions),
+  :mod:`nvrepro.ultralong.extension` (the profiles of notebooks 02 and 03, a two-stage pretraining on
+  those documents, 128-token rows then ``L``; extend with each method, evaluate; weights cached
+  under ``build/ultralong/``).
 
-* the toy extension experiment and its ablations: :mod:`nvrepro.ultralong.mixture` (retrieval-shaped
-  *training* documents: marked needles in bible-text haystacks and copy lists, disjoint from the
-  evaluation probes), :mod:`nvrepro.ultralong.data` (bible text mixed with them; short-only toy
-  instructions), :mod:`nvrepro.ultralong.extension` (a two-stage pretraining on those documents,
-  128-token rows then ``L``; extend with each method, evaluate; weights cached under
-  ``build/ultralong/``),
-  :mod:`nvrepro.ultralong.ablations` (separator, one vs two steps, short-only SFT).
+One experiment module per notebook, named after it (``notebooks/ultralong/NN_<name>.ipynb`` ->
+``nvrepro/ultralong/<name>.py``), each with the same shape: ``PROFILES``, ``run(profile, seed)``
+returning plain data, ``summary`` / ``summary_text`` (what the notebook prints), and its claims as
+module-level :class:`~nvrepro.core.tooling.claims.Claim` s (text, thresholds and predicate together;
+the notebook passes them to ``save_figure``):
+
+* :mod:`nvrepro.ultralong.rope_scaling` (01): per-pair RoPE tables; ``ROPE_SCALING`` (exact checks);
+* :mod:`nvrepro.ultralong.context_extension` (02): none / PI / NTK-aware / YaRN extension;
+  ``NEEDLE``, ``RULER``, ``LATE_LOSS``, ``SHORT_LOSS``;
+* :mod:`nvrepro.ultralong.ablations` (03): separator, one vs two steps, short-only SFT; ``ABLATIONS``.
+
+The rules the toy claims are judged by (Wilson intervals over pooled probes, paired bootstrap
+intervals over blocks and probes) are :mod:`nvrepro.ultralong.judging`; what the notebooks print
+(summary tables, each claim's verdict part by part) is :mod:`nvrepro.ultralong.report`. The plots of all three
+stay in one module, :mod:`nvrepro.ultralong.figures`, in one section per notebook: they share the
+house styles per method and the accuracy-vs-length axes, and keeping them apart from the experiment
+modules keeps those short. Exercise checkers: :mod:`nvrepro.ultralong.exercises`.
 
 Notebooks: ``notebooks/ultralong/01_rope_scaling.ipynb``, ``02_context_extension.ipynb``,
 ``03_ablations.ipynb``.

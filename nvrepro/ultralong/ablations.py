@@ -1,4 +1,12 @@
-"""The ablations of notebook 03 (UltraLong Sec. 4.3 / Table 3 and Sec. 3.2), on the YaRN arm.
+"""Notebook 03 (``notebooks/ultralong/03_ablations.ipynb``): UltraLong's ablations (Sec. 4.3 /
+Table 3 and Sec. 3.2) on the YaRN arm.
+
+The experiment's shape: its profiles (:data:`PROFILES`, notebook 02's, from
+:mod:`nvrepro.ultralong.extension`: the arms start from notebook 02's base and are evaluated on the
+same grids), :func:`run` (plain data), :func:`summary` / :func:`summary_text` (what the notebook
+prints), the claim its figure tests (:data:`ABLATIONS`, judged part by part by the rules of
+:mod:`nvrepro.ultralong.judging`) and its plot (:mod:`nvrepro.ultralong.figures`, notebook 03's
+section).
 
 All arms start from the base of :func:`nvrepro.ultralong.extension.pretrain_base` and use
 ``configs/ultralong/toy_extend_yarn.yaml`` with the same seed (so the same data order):
@@ -16,21 +24,31 @@ All arms start from the base of :func:`nvrepro.ultralong.extension.pretrain_base
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import Any, Mapping
 
-from nvrepro.core.tooling.weight_cache import use_cache
-from nvrepro.core.evaluation import eval_mode
-from nvrepro.core.training.yaml_fit import init_args_from_yaml, read_cli_yaml
+from nvrepro.core.evaluation import SupervisedScores, supervised_scores, teacher_forced_batches
+from nvrepro.core.tooling.claims import Claim, Judgement, at_least
 from nvrepro.core.tooling.timing import num_threads
+from nvrepro.core.tooling.weight_cache import use_cache
+from nvrepro.core.training.yaml_fit import init_args_from_yaml, read_cli_yaml
 from nvrepro.ultralong.data import InstructionRows
 from nvrepro.ultralong.evaluate import greedy_predictor, score
-from nvrepro.ultralong.extension import (CONFIGS, arm_yaml, data_overrides, evaluate, plan, pretrain_base, short_docs,
-                                       short_len, train)
+from nvrepro.ultralong.extension import (CONFIGS, PROFILES, arm_yaml, at_extended_length, data_overrides, evaluate,
+                                         plan, pretrain_base, short_docs, short_len, train)
+from nvrepro.ultralong.figures import ABLATION_LABELS
+from nvrepro.ultralong.judging import lower, not_worse, paired_gain, part, probes_at_sL, verdict
+from nvrepro.ultralong.report import table_text
 from nvrepro.ultralong.tasks import TaskExample
+
+__all__ = ["ABLATIONS", "ARMS", "INSTRUCT_YAML", "PROFILES", "SFT_LATE_LOSS_TOLERANCE", "SFT_NEEDLE_TOLERANCE",
+           "run", "summary", "summary_text"]
 
 INSTRUCT_YAML = CONFIGS / "toy_instruct_yarn.yaml"
 ARMS = ("separator", "no_separator", "two_step", "instruct")
+# "Short-only SFT keeps long-context retrieval": passkey accuracy at s L may drop by at most this much,
+SFT_NEEDLE_TOLERANCE = 0.1
+# and the loss late in the s L blocks may grow by at most this fraction.
+SFT_LATE_LOSS_TOLERANCE = 0.05
 
 
 def instruction_examples(docs: list[list[int]], num: int, seed: int = 0) -> list[TaskExample]:
@@ -43,25 +61,20 @@ def instruction_examples(docs: list[list[int]], num: int, seed: int = 0) -> list
     return out
 
 
-@torch.no_grad()
-def response_loss(model, examples: list[TaskExample]) -> float:
-    """Mean next-token loss on the answer tokens of ``examples``, teacher-forced (a smooth measure
-    of following the instruction format, where exact match of a long span is all-or-nothing)."""
-    total, count = 0.0, 0
-    with eval_mode(model):
-        for e in examples:
-            ids = torch.tensor([e.prompt_ids + e.answer_ids])
-            logits = model(ids)[0, len(e.prompt_ids) - 1:-1]  # predictions of the answer tokens
-            total += F.cross_entropy(logits, torch.tensor(e.answer_ids), reduction="sum").item()
-            count += len(e.answer_ids)
-    return total / count
+def response_scores(model, examples: list[TaskExample]) -> list[SupervisedScores]:
+    """The teacher-forced loss on the answer tokens of each example, one
+    :class:`~nvrepro.core.evaluation.SupervisedScores` per example (``nll_sum`` over its
+    ``count`` answer tokens): a smooth measure of following the instruction format, where exact
+    match of a long span is all-or-nothing."""
+    return [supervised_scores(model, teacher_forced_batches([e.prompt_ids], [e.answer_ids])) for e in examples]
 
 
-def ablation_experiment(profile: str = "smoke", seed: int = 0, cache: bool | None = None,
-                        progress: bool = True) -> dict:
+def run(profile: str = "smoke", seed: int = 0, cache: bool | None = None, progress: bool = True) -> dict:
     """Train and evaluate the four arms (module docstring).
 
-    Returns ``{"arms": {arm: evaluate(...) + {"instruction_acc", "instruction_loss"}}, "factor", "lengths", ...}``.
+    Returns ``{"arms": {arm: evaluate(...) + {"instruction_acc", "instruction_loss" (per answer
+    token, pooled), "instruction_nll" and "instruction_tokens" (per probe)}}, "factor", "short_len",
+    "lengths", "steps", "profile", "seed"}``.
     """
     p = plan(profile)
     cache = use_cache(profile, cache)
@@ -95,46 +108,101 @@ def ablation_experiment(profile: str = "smoke", seed: int = 0, cache: bool | Non
         arms[arm] = evaluate(model, profile, seed, docs)
         with num_threads(1):
             arms[arm]["instruction_acc"] = score(probes, greedy_predictor(model))
-            arms[arm]["instruction_loss"] = response_loss(model, probes)
+            responses = response_scores(model, probes)
+        arms[arm]["instruction_nll"] = [r.nll_sum for r in responses]
+        arms[arm]["instruction_tokens"] = [r.count for r in responses]
+        arms[arm]["instruction_loss"] = sum(r.nll_sum for r in responses) / sum(r.count for r in responses)
     return {"arms": arms, "factor": factor, "short_len": L0, "lengths": arms["separator"]["niah"]["lengths"],
             "steps": steps, "profile": profile, "seed": seed}
 
 
-def ablation_summary(result: dict) -> dict:
+def summary(result: dict) -> dict:
     """Per arm: needle accuracy at ``s L`` and overall, RULER average at ``s L``, short loss, the
-    loss in the last position bin of ``s L`` blocks, instruction exact match and response loss."""
+    loss in the last position bin of ``s L`` blocks, instruction exact match and response loss; and
+    what the claim is judged on: the probe counts at ``s L``, the per-block late losses
+    (:func:`~nvrepro.ultralong.extension.at_extended_length`) and the per-probe response losses
+    (``instruction_nll`` summed over each probe's ``instruction_tokens``)."""
     return {arm: {"niah_at_sL": r["niah"]["per_length"][-1], "niah_mean": r["niah"]["mean"],
                   "ruler_at_sL": r["ruler"]["average"][-1], "short_loss": r["short_loss"],
                   "late_loss": r["loss_by_position"]["loss"][-1],
-                  "instruction_acc": r["instruction_acc"], "instruction_loss": r["instruction_loss"]}
+                  "instruction_acc": r["instruction_acc"], "instruction_loss": r["instruction_loss"],
+                  **at_extended_length(r), "instruction_nll": r["instruction_nll"],
+                  "instruction_tokens": r["instruction_tokens"]}
             for arm, r in result["arms"].items()}
 
 
-def ablation_claims(s: dict, tolerance: float = 0.1, loss_tolerance: float = 0.05) -> dict[str, bool]:
-    """The paper's directions, from :func:`ablation_summary`: the separator arm at least as good
-    as no separator, one step at least as good as two (loss in the last position bin, and accuracy
-    at ``s L``), and short-only SFT keeping the needle accuracy at ``s L`` within ``tolerance`` and
-    the late-position loss within ``loss_tolerance`` (relative) while learning the instruction format.
+def summary_text(result: dict) -> str:
+    """One line per arm of :func:`summary` (what the notebook prints)."""
+    return table_text(summary(result), [("needle@sL", "niah_at_sL", ".2f"), ("needle mean", "niah_mean", ".2f"),
+                                        ("RULER@sL", "ruler_at_sL", ".2f"), ("late loss", "late_loss", ".3f"),
+                                        ("short loss", "short_loss", ".3f"), ("instr. acc", "instruction_acc", ".2f"),
+                                        ("instr. loss", "instruction_loss", ".3f")],
+                      first="arm", labels=ABLATION_LABELS)
 
-    The accuracy comparisons are left out when no arm retrieves anything (all accuracies 0):
-    ``0 >= 0`` would "hold" without testing anything.
+
+# --- the claim -------------------------------------------------------------------------------------
+
+def _per_mean_token(nll: list[float], tokens: list[int]) -> list[float]:
+    """Each probe's summed answer loss divided by the mean answer length over the probes: the mean
+    of these over probes is the pooled per-token loss, so paired differences of them average to
+    the difference of the pooled losses the summary reports."""
+    mean_tokens = sum(tokens) / len(tokens)
+    return [x / mean_tokens for x in nll]
+
+
+def judge_ablations(metrics: Mapping[str, Any]) -> Judgement:
+    """The paper's directions, part by part, from ``metrics["summary"]`` (:func:`summary`).
+
+    Losses, paired (every arm reads the same long blocks and the same instruction probes; rules in
+    :mod:`nvrepro.ultralong.judging`): the separator arm's late-position loss at most the no-separator
+    arm's; one step's at most two steps'; after short-only SFT at most ``1 + SFT_LATE_LOSS_TOLERANCE``
+    times the separator arm's; and SFT lowers the response loss on held-out instructions (paired by
+    probe, see :func:`_per_mean_token`).
+
+    Accuracy at ``s L`` (Wilson, :func:`~nvrepro.core.tooling.claims.at_least`), only where some arm
+    answers some probe at ``s L`` (with none, ``0 >= 0`` would "hold" without testing anything):
+    separator at least no separator and one step at least two steps, on the passkey and RULER-style
+    probes pooled; short-only SFT's passkey accuracy at least the separator arm's less
+    :data:`SFT_NEEDLE_TOLERANCE`.
     """
-    def long_score(arm):
-        return (s[arm]["niah_at_sL"] + s[arm]["ruler_at_sL"]) / 2
-
-    out = {
-        "separator <= no separator (late-position loss)": s["separator"]["late_loss"] <= s["no_separator"]["late_loss"],
-        "one-step <= two-step (late-position loss)": s["separator"]["late_loss"] <= s["two_step"]["late_loss"],
-        f"short SFT keeps late-position loss (within {loss_tolerance:.0%})":
-            s["instruct"]["late_loss"] <= (1 + loss_tolerance) * s["separator"]["late_loss"],
-        "short SFT learns the instruction format (response loss drops)":
-            s["instruct"]["instruction_loss"] < s["separator"]["instruction_loss"],
+    s = metrics["summary"]
+    sep, nosep, two, sft = (s[arm] for arm in ARMS)
+    vs_nosep = paired_gain(sep["late_loss_per_block"], nosep["late_loss_per_block"])
+    vs_two = paired_gain(sep["late_loss_per_block"], two["late_loss_per_block"])
+    sft_late = paired_gain(sft["late_loss_per_block"], sep["late_loss_per_block"], factor=1 + SFT_LATE_LOSS_TOLERANCE)
+    sft_response = paired_gain(_per_mean_token(sft["instruction_nll"], sft["instruction_tokens"]),
+                               _per_mean_token(sep["instruction_nll"], sep["instruction_tokens"]))
+    parts = {
+        "separator <= no separator (late-position loss)": part(
+            not_worse(vs_nosep), "no separator - separator, paired bootstrap, low >= 0", gain=vs_nosep),
+        "one-step <= two-step (late-position loss)": part(
+            not_worse(vs_two), "two-step - one-step, paired bootstrap, low >= 0", gain=vs_two),
+        f"short SFT keeps late-position loss (within {SFT_LATE_LOSS_TOLERANCE:.0%})": part(
+            not_worse(sft_late), f"{1 + SFT_LATE_LOSS_TOLERANCE:g} x separator - SFT, paired bootstrap, low >= 0",
+            headroom=sft_late),
+        "short SFT learns the instruction format (response loss drops)": part(
+            lower(sft_response), "separator - SFT response loss, paired by probe, low > 0", gain=sft_response),
     }
-    if any(long_score(arm) > 0 for arm in s):
-        out |= {
-            "separator >= no separator (needle + RULER at sL)": long_score("separator") >= long_score("no_separator"),
-            "one-step >= two-step (needle + RULER at sL)": long_score("separator") >= long_score("two_step"),
-            f"short SFT keeps needle at sL (within {tolerance})":
-                s["instruct"]["niah_at_sL"] >= s["separator"]["niah_at_sL"] - tolerance,
+    retrieves = any(row["niah_correct_at_sL"] + row["ruler_correct_at_sL"] > 0 for row in s.values())
+    if retrieves:
+        sep_all, nosep_all, two_all = (probes_at_sL(row, "niah", "ruler") for row in (sep, nosep, two))
+        sep_niah, sft_niah = probes_at_sL(sep, "niah"), probes_at_sL(sft, "niah")
+        parts |= {
+            "separator >= no separator (needle + RULER at sL)": part(
+                at_least(sep_all, nosep_all), "at_least (Wilson)", separator=sep_all, no_separator=nosep_all),
+            "one-step >= two-step (needle + RULER at sL)": part(
+                at_least(sep_all, two_all), "at_least (Wilson)", one_step=sep_all, two_step=two_all),
+            f"short SFT keeps needle at sL (within {SFT_NEEDLE_TOLERANCE})": part(
+                at_least(sft_niah, sep_niah, margin=SFT_NEEDLE_TOLERANCE),
+                f"at_least, margin {SFT_NEEDLE_TOLERANCE} (Wilson)", sft=sft_niah, separator=sep_niah),
         }
-    return out
+    return verdict(parts, accuracy_parts="judged" if retrieves else "left out: no arm answers any probe at sL",
+                   needle_tolerance=SFT_NEEDLE_TOLERANCE, late_loss_tolerance=SFT_LATE_LOSS_TOLERANCE)
+
+
+ABLATIONS = Claim(
+    "ablations",
+    "A separator without cross-document mask is at least as good as none; one-step extension is at least as good "
+    "as two-step; short-only instruction tuning keeps long-context retrieval (accuracy parts only where some arm "
+    "retrieves at all).",
+    judge_ablations)

@@ -1,9 +1,14 @@
-"""Plots for the UltraLong track. Each takes the plain-data result of an experiment."""
+"""Plots for the UltraLong track, one section per notebook (01 RoPE scaling, 02 context extension,
+03 ablations). Each takes the plain-data result of its experiment module's ``run``
+(:mod:`~nvrepro.ultralong.rope_scaling`, :mod:`~nvrepro.ultralong.context_extension`,
+:mod:`~nvrepro.ultralong.ablations`) and returns the figure; the notebook saves it with the
+module's claim."""
 
 from __future__ import annotations
 
+
 from nvrepro.core.tooling.figures import new_figure
-from nvrepro.ultralong.experiments import METHOD_LABELS, rope_scaling_table
+from nvrepro.ultralong.rope_scaling import METHOD_LABELS, rope_scaling_table
 
 _STYLE = {"none": dict(color="C7", ls="--"), "linear": dict(color="C0"), "ntk": dict(color="C1"),
           "yarn": dict(color="C3", lw=2.4), "llama3": dict(color="C2", ls=":")}
@@ -13,7 +18,7 @@ def plot_rope_scaling(table: dict):
     """Three panels against the channel-pair index ``i``: wavelength (tokens), interpolation
     ratio ``w'_i / w_i``, and the unseen-angle fraction at the extended length.
 
-    ``table`` is the dict returned by :func:`nvrepro.ultralong.experiments.rope_scaling_table`.
+    ``table`` is the dict returned by :func:`nvrepro.ultralong.rope_scaling.rope_scaling_table`.
     """
     cfg = table["config"]
     s, L = cfg["factor"], cfg["original_max_len"]
@@ -59,7 +64,7 @@ def rope_explorer(*, head_dim: int, theta: float, original_max_len: int, s: floa
 
 def plot_niah_heatmaps(result: dict):
     """One needle-in-a-haystack heatmap per method: passkey accuracy, needle depth (rows) x
-    context length (columns), from :func:`nvrepro.ultralong.extension.extension_experiment`."""
+    context length (columns), from :func:`nvrepro.ultralong.context_extension.run`."""
     methods = list(result["methods"])
     fig, axes = new_figure(1, len(methods), sharey=True)
     axes = list(getattr(axes, "flat", [axes]))

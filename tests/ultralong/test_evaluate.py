@@ -2,12 +2,16 @@
 
 import math
 
+import pytest
 import torch
+import torch.nn.functional as F
 
 from nvrepro.core.lm.config import ModelConfig
 from nvrepro.core.lm.model import build_model
-from nvrepro.ultralong.evaluate import context_reach, greedy_predictor, short_context_loss
+from nvrepro.ultralong.evaluate import (block_losses, context_reach, greedy_predictor, loss_by_position,
+                                       short_context_loss)
 from nvrepro.ultralong.module import ContextExtensionModule
+from nvrepro.ultralong.packing import pack_with_separator
 from nvrepro.ultralong.tasks import make_examples
 
 
@@ -34,8 +38,29 @@ def test_short_context_loss_of_a_uniform_model_is_log_vocab():
     model = tiny()
     torch.nn.init.zeros_(model.lm_head.weight)  # logits 0 everywhere: uniform over 260 tokens
     docs = [list(range(50, 120))] * 10
-    loss = short_context_loss(model, docs, seq_len=64, sep_id=257, max_blocks=5, batch_size=2)
-    assert math.isclose(loss, math.log(260), rel_tol=1e-6)
+    out = short_context_loss(model, docs, seq_len=64, sep_id=257, max_blocks=5)
+    assert math.isclose(out["loss"], math.log(260), rel_tol=1e-6)
+    assert len(out["per_block"]) == 5  # 10 x 71 tokens make 11 blocks of 65; the first 5 are scored
+    assert all(math.isclose(x, math.log(260), rel_tol=1e-6) for x in out["per_block"])
+
+
+def test_block_losses_are_the_per_row_cross_entropy():
+    """Per-block, per-position losses against F.cross_entropy on each packed block, computed here."""
+    model = tiny()
+    docs = [list(range(40 + k, 100 + k)) for k in range(6)]
+    packed = pack_with_separator(docs, 48, 257)
+    with torch.no_grad():
+        ref = torch.stack([F.cross_entropy(model(torch.from_numpy(x)[None])[0], torch.from_numpy(y), reduction="none")
+                           for x, y in zip(packed["input_ids"][:3], packed["labels"][:3])])
+    got = block_losses(model, docs, 48, 257, max_blocks=3)
+    assert got.shape == (3, 48)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
+    by_pos = loss_by_position(model, docs, 48, 257, num_bins=4, max_blocks=3)
+    assert by_pos["edges"] == [0, 12, 24, 36, 48]
+    per_block = [[ref[b, 12 * k:12 * (k + 1)].mean().item() for k in range(4)] for b in range(3)]
+    for got_row, ref_row in zip(by_pos["loss_per_block"], per_block, strict=True):
+        assert got_row == pytest.approx(ref_row, rel=1e-5)
+    assert by_pos["loss"] == pytest.approx([sum(col) / 3 for col in zip(*per_block)], rel=1e-5)
 
 
 def test_context_reach_rows():

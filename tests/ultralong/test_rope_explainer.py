@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nvrepro.ultralong import exercises
-from nvrepro.ultralong.experiments import rope_scaling_table, rope_summary, unseen_angle_fraction
+from nvrepro.ultralong.rope_scaling import rope_scaling_table, rope_summary, unseen_angle_fraction
 from nvrepro.ultralong.figures import rope_explorer
 
 

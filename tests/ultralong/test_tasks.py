@@ -114,6 +114,23 @@ def test_grid_and_ruler_scores_with_independent_readers():
 
     out = ruler_scores(read_any, lengths=[600, 1500], num_samples=2, progress=False)
     assert out["average"] == [1.0, 1.0] and set(out["tasks"]) == {"multikey", "variable_tracking", "common_words"}
+    assert out["samples"] == 2 and all(c == [2, 2] for c in out["correct"].values())
+
+
+def test_grid_and_ruler_count_the_probes_answered():
+    """A reader that answers only every other probe: one of the two probes per cell / task and length."""
+    calls = []
+
+    def every_other(task):
+        def predict(prompt_ids, n):
+            calls.append(1)
+            return reader_predictor(task)(prompt_ids, n) if len(calls) % 2 else [0] * n
+        return predict
+
+    grid = niah_grid(every_other("passkey"), lengths=[300, 900], depths=[0.0, 1.0], num_samples=2, progress=False)
+    assert grid["samples"] == 2 and grid["correct"] == [[1, 1], [1, 1]] and grid["accuracy"] == [[0.5, 0.5]] * 2
+    out = ruler_scores(every_other("multikey"), lengths=[600], tasks=["multikey"], num_samples=2, progress=False)
+    assert out["correct"] == {"multikey": [1]} and out["tasks"] == {"multikey": [0.5]}
 
 
 def test_marker_bytes_occur_nowhere_but_before_the_values():

@@ -1,0 +1,29 @@
+"""The notebooks' printed tables and claim verdicts."""
+
+from nvrepro.core.tooling.claims import Claim, Judgement
+from nvrepro.ultralong.report import show, table_text
+
+
+def test_table_text_lays_out_fixed_width_columns():
+    rows = {"yarn": {"acc": 0.5, "change": -0.0294}, "none": {"acc": 1.0, "change": 0.1}}
+    text = table_text(rows, [("acc", "acc", ".2f"), ("change", "change", "+.1%")], first="method",
+                      labels={"yarn": "YaRN"}, first_width=8)
+    assert text.split("\n") == ["method    acc  change",
+                                "YaRN     0.50   -2.9%",
+                                "none     1.00  +10.0%"]
+
+
+def test_show_prints_each_part_and_judges_the_json_form(capsys):
+    seen = []
+
+    def predicate(metrics):
+        seen.append(metrics)
+        return Judgement(False, "did not hold: b", {"parts": {"a": {"held": True, "rule": "r", "x": 0.123456},
+                                                              "b": {"held": False, "rule": "r"}}, "margin": 0.25})
+
+    judgement = show(Claim("fig", "text of the claim", predicate), {"values": (1.0, float("nan"))})
+    assert seen == [{"values": [1.0, "nan"]}]  # tuples as lists, nan as a string: the sidecar's form
+    out = capsys.readouterr().out.split("\n")
+    assert out[:5] == ["Claim (fig): text of the claim", "  holds: a  [r]  x 0.1235", "  DOES NOT HOLD: b  [r]",
+                       "  margin: 0.25", "  -> did not hold: b"]
+    assert judgement.held is False
