@@ -16,7 +16,7 @@ _STYLE = {"naive": dict(marker="o", color="C0"), "quadratic": dict(marker="s", c
 def plot_ssd_scaling(result: dict):
     """Two log-log panels against sequence length: fwd+bwd time and activation memory.
 
-    ``result`` is the dict returned by :func:`nvrepro.hybrid.experiments.ssd_scaling`.
+    ``result`` is the dict returned by :func:`nvrepro.hybrid.mamba2_ssd.ssd_scaling`.
     """
     fig, (ax_t, ax_m) = new_figure(1, 2)
     cfg = result["config"]

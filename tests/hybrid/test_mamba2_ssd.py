@@ -1,4 +1,4 @@
-"""Hybrid track: the scaling experiment (smoke profile) and the exercise checkers."""
+"""Notebook 01 (Mamba-2's SSD): the scaling experiment (smoke profile), its claim, and the exercise checkers."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from nvrepro.hybrid import exercises
-from nvrepro.hybrid.experiments import (FORMS, equivalence_check, saved_activation_bytes,
-                                        scaling_summary, ssd_scaling)
+from nvrepro.hybrid.mamba2_ssd import (FORMS, SSD_SCALING, equivalence_check, saved_activation_bytes,
+                                       scaling_summary, ssd_scaling)
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +95,56 @@ def test_chunk_size_checker():
     wrong = exercises.check_chunk_size_effect(True, verbose=False)
     assert wrong.ok is False and "does not change" in wrong.message
     assert exercises.check_chunk_size_effect("no", verbose=False).ok is False
+
+
+# --- the claim of the ssd_scaling figure ------------------------------------------------------
+
+def ssd_metrics(*, err=2e-16, quadratic_bytes=(1000, 4000), chunked_times=(0.010, 0.011, 0.012),
+                naive_times=(1.0, 1.1, 0.9)) -> dict:
+    """Hand-made ssd_scaling metrics at lengths 1024 and 2048 (JSON-plain, as the sidecar holds).
+
+    Activation memory: recurrence and chunked double with the length (log-log slope exactly 1),
+    the quadratic form's given bytes (default x4: slope exactly 2)."""
+    def form(saved, times):
+        return {"lengths": [1024, 2048], "saved_bytes": list(saved), "seconds": [0.0, sorted(times)[len(times) // 2]],
+                "repeat_seconds": [[0.0], list(times)]}
+    return {"forms": {"naive": form((8000, 16000), naive_times), "quadratic": form(quadratic_bytes, naive_times),
+                      "chunked": form((1000, 2000), chunked_times)},
+            "equivalence": {"lengths": [1024, 2048], "max_abs_err": [1e-16, err]}}
+
+
+def test_ssd_claim_holds_on_exact_parts_and_separated_repeats():
+    judgement = SSD_SCALING.judge(ssd_metrics())
+    assert judgement.held is True
+    timing = judgement.to_dict()["evidence"]["parts"]["chunked faster than the recurrence"]
+    # 3 vs 3 repeats, completely separated: one ordering of C(6, 3) = 20 equally likely ones.
+    assert timing["evidence"]["p_faster"] == pytest.approx(1 / 20)
+    assert timing["evidence"]["median_ratio"] == pytest.approx(1.0 / 0.011)
+
+
+@pytest.mark.parametrize("change, part", [
+    (dict(err=1e-6), "chunked equals the recurrence"),
+    # x2.462 per doubling: slope log2(2.462) = 1.30 < 1.5, not clearly superlinear.
+    (dict(quadratic_bytes=(1000, 2462)), "quadratic memory superlinear"),
+    # slope log2(1000 / 300) = 1.74, but at 2048 below chunked's 2000 bytes: chunked no longer the least.
+    (dict(quadratic_bytes=(300, 1000)), "chunked uses the least activation memory"),
+    (dict(chunked_times=(2.0, 2.1, 2.2)), "chunked faster than the recurrence"),
+])
+def test_ssd_claim_fails_on_the_part_that_fails(change, part):
+    judgement = SSD_SCALING.judge(ssd_metrics(**change))
+    assert judgement.held is False
+    parts = judgement.to_dict()["evidence"]["parts"]
+    assert [name for name, p in parts.items() if p["held"] is False] == [part]
+
+
+def test_ssd_claim_is_undecided_with_one_timed_repeat():
+    # 1 vs 1 repeat: the best possible one-sided p is 1/2, never below 0.05.
+    judgement = SSD_SCALING.judge(ssd_metrics(chunked_times=(0.01,), naive_times=(1.0,)))
+    assert judgement.held is None
+    assert judgement.to_dict()["evidence"]["parts"]["chunked faster than the recurrence"]["evidence"]["p_faster"] == 0.5
+
+
+def test_ssd_smoke_run_records_every_timed_repeat(smoke):
+    for data in smoke["forms"].values():
+        assert [len(r) for r in data["repeat_seconds"]] == [smoke["config"]["repeats"]] * len(data["lengths"])
+        assert data["seconds"] == [sorted(r)[len(r) // 2] for r in data["repeat_seconds"]]
