@@ -14,7 +14,8 @@ Rules, each on the evidence its kind of number allows:
 * proportions and means: :class:`~nvrepro.core.tooling.intervals.Estimate` s compared with
   :func:`at_least_threshold`, :func:`at_least_estimate` and :func:`beats`, which add a ``False``
   side to the one-sided comparisons of :mod:`nvrepro.core.tooling.claims`;
-* wall-clock timings: :func:`faster`, a one-sided exact Mann-Whitney U test on the timed repeats.
+* wall-clock timings: :func:`faster` (and :func:`exceeds` for ratios of them), a one-sided exact
+  Mann-Whitney U test on the timed repeats.
   A handful of repeats (3-7) with outliers from other processes is too few for a bootstrap interval
   to mean much; the rank test needs no distribution and states exactly how likely the observed
   ordering is by chance (3 vs 3 repeats completely separated: p = 1/20).
@@ -86,28 +87,34 @@ def beats(a: Estimate, b: Estimate, what: str) -> Judgement:
     return Judgement(held, f"{what}: {a} vs {b}", {"a": a, "b": b})
 
 
-def faster(fast: Sequence[float], slow: Sequence[float], what: str, factor: float = 1.0,
-           alpha: float = ALPHA) -> Judgement:
-    """"``fast`` takes less than ``1/factor`` of ``slow``'s time", from the timed repeats of each
-    (seconds, any counts >= 1; ``factor`` 3: "at least 3x as fast").
+def exceeds(high: Sequence[float], low: Sequence[float], what: str, factor: float = 1.0,
+            alpha: float = ALPHA) -> Judgement:
+    """"``high`` is larger than ``factor`` x ``low``", from repeated measurements of each (any
+    counts >= 1; e.g. timed repeats, or per-round speed-up ratios at two contexts).
 
-    A one-sided exact Mann-Whitney U test of ``slow`` against ``factor * fast``: ``True`` when
-    ``p <= alpha`` for "slow is larger", ``False`` when ``p <= alpha`` for the opposite, ``None``
-    otherwise (e.g. 1 or 2 repeats each can never reach p <= 0.05). Under the null the repeats
-    are exchangeable; the test uses ranks only, so one outlier from a busy machine costs one rank.
+    A one-sided exact Mann-Whitney U test of ``high`` against ``factor * low``: ``True`` when
+    ``p <= alpha`` for "larger", ``False`` when ``p <= alpha`` for "smaller", ``None`` otherwise
+    (1 or 2 values each can never reach p <= 0.05). Under the null the values are exchangeable;
+    the test uses ranks only, so one outlier from a busy machine costs one rank.
     """
-    scaled = [factor * t for t in fast]
-    if not scaled or not slow:
-        return not_applicable(f"{what}: no timed repeats")
-    p_faster = float(stats.mannwhitneyu(slow, scaled, alternative="greater", method="exact").pvalue)
-    p_slower = float(stats.mannwhitneyu(slow, scaled, alternative="less", method="exact").pvalue)
-    held = True if _significant(p_faster, alpha) else False if _significant(p_slower, alpha) else None
-    ratio = _median(slow) / _median(fast)
-    evidence = {"median_ratio": ratio, "factor": factor, "p_faster": p_faster, "p_slower": p_slower,
-                "alpha": alpha, "n_fast": len(fast), "n_slow": len(slow),
-                "test": "one-sided exact Mann-Whitney U on timed repeats"}
-    return Judgement(held, f"{what}: median ratio {ratio:.3g}x vs {factor:g}x, p = {p_faster:.3g} "
-                           f"({len(fast)} vs {len(slow)} repeats)", evidence)
+    scaled = [factor * v for v in low]
+    if not scaled or not high:
+        return not_applicable(f"{what}: no measurements")
+    p_greater = float(stats.mannwhitneyu(high, scaled, alternative="greater", method="exact").pvalue)
+    p_less = float(stats.mannwhitneyu(high, scaled, alternative="less", method="exact").pvalue)
+    held = True if _significant(p_greater, alpha) else False if _significant(p_less, alpha) else None
+    ratio = _median(high) / _median(low)
+    evidence = {"median_ratio": ratio, "factor": factor, "p_greater": p_greater, "p_less": p_less,
+                "alpha": alpha, "n_high": len(high), "n_low": len(low),
+                "test": "one-sided exact Mann-Whitney U"}
+    return Judgement(held, f"{what}: median ratio {ratio:.3g}x vs {factor:g}x, p = {p_greater:.3g} "
+                           f"({len(high)} vs {len(low)} values)", evidence)
+
+
+def faster(fast: Sequence[float], slow: Sequence[float], what: str, factor: float = 1.0) -> Judgement:
+    """"``fast`` takes less than ``1/factor`` of ``slow``'s time" from the timed repeats of each
+    (seconds; ``factor`` 3: "at least 3x as fast"): :func:`exceeds` of ``slow`` over ``fast``."""
+    return exceeds(slow, fast, what, factor)
 
 
 def _significant(p: float, alpha: float) -> bool:

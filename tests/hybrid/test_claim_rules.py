@@ -22,7 +22,7 @@ def estimate(value: float, low: float, high: float) -> Estimate:
 
 def test_faster_on_completely_separated_repeats():
     j = faster([1.0, 1.1, 1.2], [2.0, 2.1, 2.2], "x")
-    assert j.held is True and j.evidence["p_faster"] == pytest.approx(1 / math.comb(6, 3))  # 0.05
+    assert j.held is True and j.evidence["p_greater"] == pytest.approx(1 / math.comb(6, 3))  # 0.05
     assert j.evidence["median_ratio"] == pytest.approx(2.1 / 1.1)
     assert faster([2.0, 2.1, 2.2], [1.0, 1.1, 1.2], "x").held is False  # the other way round
     # at least 3x: 3 x fast = [3.0, 3.3, 3.6] is not below slow = [2.0, 2.1, 2.2]: separated the other way
@@ -32,11 +32,11 @@ def test_faster_on_completely_separated_repeats():
 
 def test_faster_undecided_on_too_few_or_overlapping_repeats():
     two = faster([1.0, 1.1], [2.0, 2.1], "x")  # best possible: 1 / C(4, 2) = 1/6 > 0.05
-    assert two.held is None and two.evidence["p_faster"] == pytest.approx(1 / 6)
+    assert two.held is None and two.evidence["p_greater"] == pytest.approx(1 / 6)
     # 7 vs 7 with one inversion: 2 of C(14, 7) = 3432 orderings are as extreme -> p = 2/3432, holds
     fast, slow = [1, 2, 3, 4, 5, 6, 8], [7, 9, 10, 11, 12, 13, 14]
     j = faster(fast, slow, "x")
-    assert j.held is True and j.evidence["p_faster"] == pytest.approx(2 / 3432)
+    assert j.held is True and j.evidence["p_greater"] == pytest.approx(2 / 3432)
     interleaved = faster([1, 3, 5], [2, 4, 6], "x")
     assert interleaved.held is None
     assert faster([], [1.0], "x").held is None

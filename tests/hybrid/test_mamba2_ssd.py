@@ -118,7 +118,7 @@ def test_ssd_claim_holds_on_exact_parts_and_separated_repeats():
     assert judgement.held is True
     timing = judgement.to_dict()["evidence"]["parts"]["chunked faster than the recurrence"]
     # 3 vs 3 repeats, completely separated: one ordering of C(6, 3) = 20 equally likely ones.
-    assert timing["evidence"]["p_faster"] == pytest.approx(1 / 20)
+    assert timing["evidence"]["p_greater"] == pytest.approx(1 / 20)
     assert timing["evidence"]["median_ratio"] == pytest.approx(1.0 / 0.011)
 
 
@@ -141,7 +141,7 @@ def test_ssd_claim_is_undecided_with_one_timed_repeat():
     # 1 vs 1 repeat: the best possible one-sided p is 1/2, never below 0.05.
     judgement = SSD_SCALING.judge(ssd_metrics(chunked_times=(0.01,), naive_times=(1.0,)))
     assert judgement.held is None
-    assert judgement.to_dict()["evidence"]["parts"]["chunked faster than the recurrence"]["evidence"]["p_faster"] == 0.5
+    assert judgement.to_dict()["evidence"]["parts"]["chunked faster than the recurrence"]["evidence"]["p_greater"] == 0.5
 
 
 def test_ssd_smoke_run_records_every_timed_repeat(smoke):
