@@ -163,13 +163,16 @@ _FP8_ARMS = {"bf16": ("BF16 (baseline)", "k"), "fp8_recipe": ("FP8, paper recipe
              "fp8_all": ("FP8, all layers", "C3"), "fp8_delayed": ("FP8, delayed scaling", "C2")}
 
 
-def plot_fp8_loss_gap(result: dict, gaps: dict, paper_gap: float = 0.001):
+def plot_fp8_loss_gap(result: dict, gaps: dict, paper_gap: float | None = None):
     """Training loss per arm, and the relative loss gap to BF16 (the paper's Fig. 5 analogue).
 
     ``result`` from :func:`nvrepro.hybrid.fp8_experiment.fp8_training`, ``gaps`` from
-    :func:`~nvrepro.hybrid.fp8_experiment.loss_gaps`; the band is ``±paper_gap`` (the paper's 0.1%).
+    :func:`~nvrepro.hybrid.fp8_experiment.loss_gaps`; the band is ``±paper_gap`` (default the
+    claim's tolerance, :data:`~nvrepro.hybrid.fp8_experiment.LOSS_GAP_TOLERANCE`: the paper's 0.1%).
     """
-    from nvrepro.hybrid.fp8_experiment import moving_average
+    from nvrepro.hybrid.fp8_experiment import LOSS_GAP_TOLERANCE, moving_average
+
+    paper_gap = LOSS_GAP_TOLERANCE if paper_gap is None else paper_gap
 
     fig, (ax_l, ax_g) = new_figure(1, 2)
     window = gaps["window"]

@@ -143,7 +143,8 @@ def decode_metrics(*, long_ratio=4.0, short_ratio=1.1, repeats=7, compiled=True,
 
     def model(pattern, per_token, base, ratios):
         cache = [base + per_token * c for c in contexts]
-        return {"pattern": pattern, "cache_bytes": cache, "predicted_cache_bytes": [b + predicted_offset for b in cache],
+        return {"pattern": pattern, "cache_bytes": cache,
+                "predicted_cache_bytes": [b + predicted_offset for b in cache],
                 "repeat_seconds_per_token": [[r * t for t in hybrid] for r in ratios]}
     return {"contexts": contexts, "config": {"compiled": compiled},
             "models": {"hybrid": model("M-M-M-M*-M-", 512, 10_000, (1.0, 1.0)),

@@ -141,7 +141,8 @@ def test_ssd_claim_is_undecided_with_one_timed_repeat():
     # 1 vs 1 repeat: the best possible one-sided p is 1/2, never below 0.05.
     judgement = SSD_SCALING.judge(ssd_metrics(chunked_times=(0.01,), naive_times=(1.0,)))
     assert judgement.held is None
-    assert judgement.to_dict()["evidence"]["parts"]["chunked faster than the recurrence"]["evidence"]["p_greater"] == 0.5
+    timing = judgement.to_dict()["evidence"]["parts"]["chunked faster than the recurrence"]
+    assert timing["evidence"]["p_greater"] == 0.5
 
 
 def test_ssd_smoke_run_records_every_timed_repeat(smoke):

@@ -319,7 +319,8 @@ def test_recall_claim_reads_in_memory_results_too():
 
 
 def lm_metrics(hybrid, transformer) -> dict:
-    return {"arms": {"hybrid": {"sequence_losses": list(hybrid)}, "transformer": {"sequence_losses": list(transformer)}}}
+    return {"arms": {"hybrid": {"sequence_losses": list(hybrid)},
+                     "transformer": {"sequence_losses": list(transformer)}}}
 
 
 def test_lm_claim_on_the_paired_excess():
