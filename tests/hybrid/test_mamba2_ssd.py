@@ -57,6 +57,10 @@ def test_decay_checker():
     wrong = exercises.check_decay_prediction(0.5, verbose=False)
     assert wrong.ok is False and "exp(" in wrong.message
     assert exercises.check_decay_prediction(None, verbose=False).ok is None
+    one_too_many = exercises.check_decay_prediction(math.exp(5 * 0.5 * (-2.0 + 1.0)), verbose=False)
+    assert one_too_many.ok is False and "one decay too many" in one_too_many.message
+    above_one = exercises.check_decay_prediction(2.0, verbose=False)
+    assert above_one.ok is False and "above 1" in above_one.message
 
 
 def _cumsum_difference(x):
