@@ -36,7 +36,7 @@ from nvrepro.core.tooling.profiles import profile_settings
 from nvrepro.core.training.yaml_fit import init_args_from_yaml, read_cli_yaml
 from nvrepro.core.tooling.paths import REPO_ROOT
 from nvrepro.core.tooling.timing import num_threads
-from nvrepro.core.tooling.claims import Claim, Judgement
+from nvrepro.core.tooling.claims import Claim, Judgement, finite
 from nvrepro.core.tooling.intervals import bootstrap_mean
 from nvrepro.hybrid.claim_rules import exact
 
@@ -333,7 +333,12 @@ def judge_loss_gap(metrics: Mapping) -> Judgement:
     large as the gap itself: "held" means within the tolerance for this pair of runs only.
     """
     tail = int(metrics["gaps"]["tail_steps"])
-    gaps = relative_gaps(metrics["arms"]["fp8_recipe"]["loss"], metrics["arms"]["bf16"]["loss"])[-tail:]
+    recipe, bf16 = metrics["arms"]["fp8_recipe"]["loss"][-tail:], metrics["arms"]["bf16"]["loss"][-tail:]
+    if not all(finite(v) for v in bf16):
+        return Judgement(None, "not judged: the BF16 baseline's loss is not finite in the tail")
+    if not all(finite(v) for v in recipe):
+        return Judgement(False, "the FP8 recipe's loss is not finite in the tail (training diverged)")
+    gaps = relative_gaps(recipe, bf16)
     if len(gaps) < 2:
         return Judgement(None, f"not judged: {len(gaps)} step(s) in the tail, an interval needs 2")
     gap = bootstrap_mean(gaps, seed=BOOTSTRAP_SEED)

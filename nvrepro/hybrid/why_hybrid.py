@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from nvrepro.core.evaluation import SupervisedScores, supervised_scores
 from nvrepro.core.lm.config import ModelConfig, model_config_from_yaml
-from nvrepro.core.tooling.claims import Claim, Judgement
+from nvrepro.core.tooling.claims import Claim, Judgement, finite
 from nvrepro.core.tooling.intervals import Estimate, bootstrap_mean, wilson
 from nvrepro.core.tooling.paths import CONFIGS_DIR
 from nvrepro.core.tooling.profiles import profile_settings
@@ -330,6 +330,10 @@ def judge_lm_curves(metrics: Mapping) -> Judgement:
     if len(hybrid) != len(transformer) or len(hybrid) < 2:
         return Judgement(None, f"not judged: need the same >= 2 validation sequences for both arms, got "
                                f"{len(hybrid)} and {len(transformer)}")
+    if not all(finite(v) for v in transformer):
+        return Judgement(None, "not judged: the Transformer's validation losses are not all finite")
+    if not all(finite(v) for v in hybrid):
+        return Judgement(False, "the hybrid's validation losses are not all finite")
     excess = bootstrap_mean([h - (1 + LM_MARGIN) * t for h, t in zip(hybrid, transformer)], seed=BOOTSTRAP_SEED)
     held = True if excess.below(0.0) else False if excess.above(0.0) else None
     means = {arm: bootstrap_mean(losses, seed=BOOTSTRAP_SEED) for arm, losses in

@@ -147,3 +147,12 @@ def test_underflow_claim_is_an_exact_comparison():
     assert FP8_UNDERFLOW.judge({"layers": layers(0.01, 0.002)}).held is True  # 0.001 < 0.02
     assert FP8_UNDERFLOW.judge({"layers": layers(0.0, 0.002)}).held is False  # 0.001 > 0
     assert FP8_UNDERFLOW.judge({"layers": layers(0.0, 0.0)}).held is False  # equal: not fewer
+
+
+def test_loss_gap_claim_on_diverged_runs():
+    diverged = gap_metrics([0.0, 0.0, 0.0])
+    diverged["arms"]["fp8_recipe"]["loss"][-1] = "nan"  # how a sidecar stores NaN
+    assert FP8_LOSS_GAP.judge(diverged).held is False
+    baseline = gap_metrics([0.0, 0.0, 0.0])
+    baseline["arms"]["bf16"]["loss"][-1] = "inf"
+    assert FP8_LOSS_GAP.judge(baseline).held is None

@@ -341,6 +341,8 @@ def test_lm_claim_undecided_when_the_interval_straddles_the_margin():
     excess = judgement.to_dict()["evidence"]["excess"]
     assert excess["low"] < 0 < excess["high"] and judgement.held is None
     assert LM_CURVES.judge(lm_metrics([1.0], [2.0])).held is None  # one sequence: no interval
+    assert LM_CURVES.judge(lm_metrics([1.0, "nan"], [2.0, 2.0])).held is False  # the hybrid diverged
+    assert LM_CURVES.judge(lm_metrics([1.0, 1.0], [2.0, "inf"])).held is None  # no baseline to compare with
 
 
 def test_unknown_profile_and_arm():
