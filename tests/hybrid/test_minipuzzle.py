@@ -339,17 +339,7 @@ def test_experiment_smoke_profile_is_consistent():
 
 # --- the claims of minipuzzle_layer_importance and minipuzzle_recovery (hand-made metrics) ------
 
-Z95 = 1.959963984540054
-
-
-def wilson_bounds(k: int, n: int) -> tuple[float, float]:
-    """Wilson's score interval written out (independent of scipy)."""
-    p, z2 = k / n, Z95**2
-    centre, half = p + z2 / (2 * n), Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return (centre - half) / (1 + z2 / n), (centre + half) / (1 + z2 / n)
-
-
-def test_layer_importance_claim_on_agreement_intervals():
+def test_layer_importance_claim_on_agreement_intervals(wilson_bounds):
     from nvrepro.hybrid.minipuzzle_experiment import LAYER_IMPORTANCE
 
     def metrics(best_agree, reverse_agree, n=1000):
@@ -374,7 +364,7 @@ def recovery_metrics(parent=540, distilled=520, scratch=300, scratch_parent=None
             "decode_seconds_per_token": {"parent": list(parent_ms), "pruned": list(pruned_ms)}}
 
 
-def test_recovery_claim_holds_when_every_part_is_separated():
+def test_recovery_claim_holds_when_every_part_is_separated(wilson_bounds):
     from nvrepro.hybrid.minipuzzle_experiment import RECOVERY
 
     # 90% of 0.540 = 0.486; distilled 520/1000 has Wilson low 0.489 by hand: clears it
@@ -385,7 +375,7 @@ def test_recovery_claim_holds_when_every_part_is_separated():
     assert timing["p_greater"] == pytest.approx(1 / math.comb(10, 5))  # 5 vs 5 blocks, separated: 1/252
 
 
-def test_recovery_claim_fails_or_stays_undecided_part_by_part():
+def test_recovery_claim_fails_or_stays_undecided_part_by_part(wilson_bounds):
     from nvrepro.hybrid.minipuzzle_experiment import RECOVERY
 
     def verdicts(**kw):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import pytest
 import torch
@@ -257,16 +256,6 @@ def test_smoke_lm_structure_and_determinism(smoke):
 
 # --- the claims (hand-made metrics, JSON-plain as in a sidecar) -----------------------------------
 
-Z95 = 1.959963984540054  # two-sided 95% normal quantile
-
-
-def wilson_bounds(k: int, n: int) -> tuple[float, float]:
-    """Wilson's score interval written out (independent of scipy's binomtest)."""
-    p, z2 = k / n, Z95**2
-    centre, half = p + z2 / (2 * n), Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return (centre - half) / (1 + z2 / n), (centre + half) / (1 + z2 / n)
-
-
 def recall_metrics(transformer=(95, 100), hybrid=((80, 100), (400, 800)), mamba2=((50, 100), (300, 800))) -> dict:
     """Pairs [1, 2, 16] at length 64; (correct, queries) of the 2- and 16-pair cells per arm
     (the Transformer's 16-pair cell and every 1-pair cell: 0 of 100, which must not count)."""
@@ -278,7 +267,7 @@ def recall_metrics(transformer=(95, 100), hybrid=((80, 100), (400, 800)), mamba2
             "arms": {"transformer": arm(transformer, (0, 100)), "hybrid": arm(*hybrid), "mamba2": arm(*mamba2)}}
 
 
-def test_recall_claim_on_pooled_wilson_intervals():
+def test_recall_claim_on_pooled_wilson_intervals(wilson_bounds):
     # hybrid 480/900 = 0.533, Wilson low 0.501 by hand; Mamba-2 350/900 = 0.389: holds.
     assert wilson_bounds(480, 900)[0] > 350 / 900
     judgement = RECALL.judge(recall_metrics())
@@ -293,7 +282,7 @@ def test_recall_claim_on_pooled_wilson_intervals():
     assert RECALL.judge(swapped).held is False
 
 
-def test_recall_claim_undecided_when_the_interval_is_too_wide():
+def test_recall_claim_undecided_when_the_interval_is_too_wide(wilson_bounds):
     # hybrid 11/20 = 0.55, Wilson [0.342, 0.742] by hand, straddles Mamba-2's 10/20 = 0.50.
     low, high = wilson_bounds(11, 20)
     assert low < 0.5 < high
@@ -302,7 +291,7 @@ def test_recall_claim_undecided_when_the_interval_is_too_wide():
 
 
 @pytest.mark.parametrize("transformer", [(744, 1000), (381, 512), (70, 100)])
-def test_recall_claim_not_judged_unless_lookup_was_learned(transformer):
+def test_recall_claim_not_judged_unless_lookup_was_learned(transformer, wilson_bounds):
     # 0.744 of 1000: Wilson [0.716, 0.770] straddles 0.75; 381/512 (the run of record's 0.744):
     # [0.705, 0.780]; 0.70 of 100: [0.604, 0.781]. None shows lookup, however well the hybrid does.
     assert wilson_bounds(*transformer)[0] < 0.75
