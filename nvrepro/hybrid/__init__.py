@@ -10,8 +10,26 @@ state-space model whose cost is linear in the sequence length in training (the c
 "state-space duality" algorithm, Dao & Gu 2024, arXiv:2405.21060) and constant per token in
 generation (a fixed-size state instead of a growing KV cache).
 
-Notebooks: ``notebooks/hybrid/01_mamba2_ssd.ipynb`` -- the SSD operator, its recurrent,
-quadratic and chunked forms, their equivalence, and how time and activation memory scale.
+Layout: one experiment module per notebook, holding its profiles (``PROFILES``), a
+``run(profile, seed)`` that returns plain data, the summary the notebook prints, and the claims of
+its figures as module-level :class:`~nvrepro.core.tooling.claims.Claim` s (text, thresholds and
+predicate together; the notebook passes them to ``save_figure``):
+
+* ``01_mamba2_ssd``: ``mamba2_ssd``; claim ``SSD_SCALING``;
+* ``02_why_hybrid``: ``why_hybrid`` (patterns and equal parameters: ``arms``, the MQAR grid:
+  ``mqar_mixture``); claims ``RECALL``, ``LM_CURVES``;
+* ``03_inference_cost``: ``inference`` (decode timing and cache bytes: ``decode_cost``); claims
+  ``DECODE_COST``, ``FULL_SCALE_DECODE_BYTES``;
+* ``04_fp8_training``: ``fp8_experiment``; claims ``FP8_LOSS_GAP``, ``FP8_UNDERFLOW``;
+* ``05_minipuzzle``: ``minipuzzle_experiment`` (importance and pruning: ``minipuzzle``, candidates:
+  ``search``, distillation: ``distill``); claims ``LAYER_IMPORTANCE``, ``RECOVERY``.
+
+The plots of all five are in ``figures.py``, one section per notebook (a plot only draws a result;
+keeping them together keeps the experiment modules to a few hundred lines). ``claim_rules.py`` holds
+the rules every predicate uses: exact properties are plain comparisons; accuracies and losses are
+judged on Wilson / bootstrap intervals (three-valued: held, did not hold, undecided when the
+interval straddles the bar); timings on every timed repeat with an exact rank test. Exercise
+checkers are in ``exercises/``, one module per notebook; ``bench.py`` is ``nvrepro bench``.
 
 Where the toy reproduction deviates from the paper:
 
@@ -19,7 +37,7 @@ Where the toy reproduction deviates from the paper:
   models are toy-sized and run on a laptop CPU in pure PyTorch (no Triton/CUDA kernels, no FP8
   hardware).
 * What is measured: the paper reports GPU inference throughput of whole models against
-  Transformers of similar size; ``experiments.ssd_scaling`` measures the *operator* (forward +
+  Transformers of similar size; ``mamba2_ssd.ssd_scaling`` measures the *operator* (forward +
   backward time on CPU, and activation memory as bytes saved for backward) of the SSD forms.
   The shape of the curves (linear vs quadratic in length) transfers; absolute numbers do not.
 * The SSD code follows the Mamba-2 paper's minimal reference (scalar ``A`` per head, grouped

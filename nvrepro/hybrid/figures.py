@@ -1,9 +1,14 @@
-"""Plots for the hybrid track. Each takes the plain-data result of an experiment."""
+"""Plots of the hybrid track, one section per notebook (01 SSD, 03 inference cost, 04 FP8,
+02 why a hybrid, 05 MiniPuzzle). Each takes the plain-data result of that notebook's experiment
+module (``run(profile, seed)``); what a figure claims lives with the experiment, not here."""
 
 from __future__ import annotations
 
+from matplotlib.patches import Patch
+
 from nvrepro.core.tooling.figures import new_figure
 
+# --- notebooks/hybrid/01_mamba2_ssd.ipynb ------------------------------------------------------
 _LABELS = {
     "naive": "recurrence (token by token)",
     "quadratic": "quadratic / dual form (one chunk)",
@@ -16,7 +21,7 @@ _STYLE = {"naive": dict(marker="o", color="C0"), "quadratic": dict(marker="s", c
 def plot_ssd_scaling(result: dict):
     """Two log-log panels against sequence length: fwd+bwd time and activation memory.
 
-    ``result`` is the dict returned by :func:`nvrepro.hybrid.experiments.ssd_scaling`.
+    ``result`` is the dict returned by :func:`nvrepro.hybrid.mamba2_ssd.ssd_scaling`.
     """
     fig, (ax_t, ax_m) = new_figure(1, 2)
     cfg = result["config"]
@@ -44,7 +49,7 @@ def plot_ssd_scaling(result: dict):
     return fig
 
 
-# --- inference cost (notebook 03) -----------------------------------------------------------
+# --- notebooks/hybrid/03_inference_cost.ipynb -------------------------------------------------
 
 _DECODE_STYLE = {"hybrid": dict(color="C2", marker="^"), "transformer": dict(color="C3", marker="o")}
 
@@ -158,18 +163,21 @@ def plot_full_scale(table: dict, contexts: list[int], cache_curves: dict[str, li
     return fig
 
 
-# --- notebooks/hybrid/04_fp8_training ----------------------------------------------------------
+# --- notebooks/hybrid/04_fp8_training.ipynb ----------------------------------------------------
 _FP8_ARMS = {"bf16": ("BF16 (baseline)", "k"), "fp8_recipe": ("FP8, paper recipe (ends in BF16)", "C0"),
              "fp8_all": ("FP8, all layers", "C3"), "fp8_delayed": ("FP8, delayed scaling", "C2")}
 
 
-def plot_fp8_loss_gap(result: dict, gaps: dict, paper_gap: float = 0.001):
+def plot_fp8_loss_gap(result: dict, gaps: dict, paper_gap: float | None = None):
     """Training loss per arm, and the relative loss gap to BF16 (the paper's Fig. 5 analogue).
 
     ``result`` from :func:`nvrepro.hybrid.fp8_experiment.fp8_training`, ``gaps`` from
-    :func:`~nvrepro.hybrid.fp8_experiment.loss_gaps`; the band is ``±paper_gap`` (the paper's 0.1%).
+    :func:`~nvrepro.hybrid.fp8_experiment.loss_gaps`; the band is ``±paper_gap`` (default the
+    claim's tolerance, :data:`~nvrepro.hybrid.fp8_experiment.LOSS_GAP_TOLERANCE`: the paper's 0.1%).
     """
-    from nvrepro.hybrid.fp8_experiment import moving_average
+    from nvrepro.hybrid.fp8_experiment import LOSS_GAP_TOLERANCE, moving_average
+
+    paper_gap = LOSS_GAP_TOLERANCE if paper_gap is None else paper_gap
 
     fig, (ax_l, ax_g) = new_figure(1, 2)
     window = gaps["window"]
@@ -235,7 +243,7 @@ def plot_fp8_tensor_stats(stats: list[dict]):
     return fig
 
 
-# --- notebooks/hybrid/02_why_hybrid.ipynb --------------------------------------------------
+# --- notebooks/hybrid/02_why_hybrid.ipynb ------------------------------------------------------
 
 _ARM_STYLE = {"transformer": dict(color="C0", marker="o", label="Transformer (attention + FFN)"),
               "mamba2": dict(color="C3", marker="s", label="pure Mamba-2"),
@@ -297,4 +305,67 @@ def plot_lm_curves(result: dict, margin: float | None = None):
     ax.set(xlabel="training step", ylabel="validation loss (nats per byte)",
            title=f"Byte-level LM on the World English Bible, seed {result['seed']}")
     ax.legend(fontsize=8)
+    return fig
+
+
+# --- notebooks/hybrid/05_minipuzzle.ipynb ------------------------------------------------------
+_KIND_STYLE = {"M": ("Mamba-2", "C0"), "*": ("attention", "C3"), "-": ("FFN", "C2")}
+_MINIPUZZLE_ARMS = {"distilled": ("pruned + distilled (forward KL)", "C0", "o"),
+                    "scratch": ("same architecture from scratch", "C1", "s"),
+                    "scratch_parent_budget": ("from scratch, parent's token budget", "C7", "^")}
+
+
+def plot_layer_importance(result: dict):
+    """Bars: MSE of the final hidden state when each layer is removed (log scale), by layer kind;
+    hatched bars are the layers the chosen candidate drops (the paper's Fig. 9 analogue).
+    ``result``: :func:`nvrepro.hybrid.minipuzzle_experiment.run`'s (or ``run_minipuzzle``'s)."""
+    fig, ax = new_figure(1, 1)
+    fig.set_size_inches(max(6.0, 0.4 * len(result["pattern"])), 3.6)  # one bar per layer
+    pattern, scores, kept = result["pattern"], result["importance"], set(result["kept_layers"])
+    floor = min(s for s in scores if s > 0) / 10  # zero scores would vanish on a log axis
+    for i, (kind, score) in enumerate(zip(pattern, scores)):
+        _, color = _KIND_STYLE[kind]
+        dropped = i not in kept
+        ax.bar(i, max(score, floor), color=color, alpha=0.35 if dropped else 0.9,
+               hatch="//" if dropped else None, edgecolor=color)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(pattern)), [f"{i}\n{k}" for i, k in enumerate(pattern)], fontsize=8)
+    ax.set(xlabel="layer (index, kind)", ylabel="MSE of final hidden state\nwith the layer removed",
+           title="Layer importance of the toy parent (MiniPuzzle, Nemotron-H Fig. 9 analogue)")
+    handles = [Patch(color=c, label=name) for name, c in _KIND_STYLE.values()]
+    handles.append(Patch(facecolor="white", edgecolor="grey", hatch="//", label="dropped by the chosen candidate"))
+    ax.set_axisbelow(True)
+    fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False, fontsize=8)
+    return fig
+
+
+def plot_minipuzzle_recovery(result: dict):
+    """Three panels: held-out accuracy and agreement with the parent against training tokens for
+    each training arm (dashed: the parent, dotted: the pruned model before training), and greedy
+    decode speed through the caches, parent vs pruned."""
+    fig, (ax_a, ax_g, ax_d) = new_figure(1, 3)
+    rows = {r["model"]: r for r in result["table"]}
+    for name, curve in result["curves"].items():
+        label, color, marker = _MINIPUZZLE_ARMS[name]
+        tokens = [c["tokens"] / 1e3 for c in curve]
+        ax_a.plot(tokens, [c["acc"] for c in curve], label=label, color=color, marker=marker, markersize=3)
+        ax_g.plot(tokens, [c["agreement"] for c in curve], label=label, color=color, marker=marker, markersize=3)
+    for ax, key in ((ax_a, "acc"), (ax_g, "agreement")):
+        ax.axhline(rows["parent"][key], color="k", ls="--", lw=1, label="parent")
+        ax.axhline(rows["pruned (no training)"][key], color="grey", ls=":", lw=1.2, label="pruned, no training")
+        ax.set_xlabel("training tokens (thousands)")
+    ax_a.set(title="next-token accuracy (held out)", ylabel="accuracy")
+    ax_g.set(title="agreement with the parent's argmax", ylabel="fraction of positions")
+    names = ["parent", "pruned"]
+    speeds = [result["decode"][n] for n in names]
+    bars = ax_d.bar(names, speeds, color=["k", "C0"], alpha=0.8)
+    ax_d.bar_label(bars, [f"{s:.0f}" for s in speeds], fontsize=9)
+    cfg = result["decode_config"]
+    ax_d.set(title=f"greedy decode, context {cfg['context']}, {cfg['threads']} thread",
+             ylabel="tokens / second (median)")
+    handles, labels = ax_a.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, frameon=False, fontsize=8)
+    fig.suptitle(f"MiniPuzzle at toy scale: parent {result['pattern']} -> pruned "
+                 f"{rows['pruned (no training)']['pattern']} (FFN {rows['parent']['ffn_width']} -> "
+                 f"{rows['pruned (no training)']['ffn_width']})", fontsize=10)
     return fig

@@ -15,6 +15,12 @@ all weights once per step, plus every sequence's cache -- divided by memory band
 arithmetic model, not a measurement, is what :func:`full_scale_table` applies to the real
 configs. :func:`decode_cost` *measures* the toy models on this CPU.
 
+This is the experiment module of ``notebooks/hybrid/03_inference_cost.ipynb``: profiles
+(:data:`PROFILES`), :func:`run` (= :func:`decode_cost`), the summary the notebook prints
+(:func:`decode_summary`), the arithmetic for the real configs, and the claims of its two figures,
+:data:`DECODE_COST` and :data:`FULL_SCALE_DECODE_BYTES`. The plots are in
+:mod:`nvrepro.hybrid.figures`.
+
 Deviations from the paper: toy widths, float32, a CPU and pure PyTorch instead of H100s with
 fused kernels (the paper profile compiles the decode steps with torch.compile instead,
 :mod:`nvrepro.core.lm.decoding`); the paper's throughput includes prefilling 65,536 tokens and
@@ -27,16 +33,20 @@ import functools
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from tqdm.auto import tqdm
 
 from nvrepro.core.lm.config import ModelConfig, model_config_from_yaml
-from nvrepro.hybrid.decode_cost import build_pair, time_decode, weight_nbytes, with_max_seq_len
 from nvrepro.core.lm.decoding import compile_available
 from nvrepro.core.lm.info import DTYPE_BYTES, count_parameters, human_bytes, kv_cache_bytes, ssm_state_bytes
+from nvrepro.core.tooling.claims import Claim, Judgement
 from nvrepro.core.tooling.paths import CONFIGS_DIR
 from nvrepro.core.tooling.profiles import profile_settings
 from nvrepro.core.tooling.timing import num_threads
+from nvrepro.hybrid.bench import SIZES as BENCH_SIZES
+from nvrepro.hybrid.claim_rules import all_parts, exact, exceeds, faster
+from nvrepro.hybrid.decode_cost import build_pair, time_decode, weight_nbytes, with_max_seq_len
 
 CONFIGS = CONFIGS_DIR / "hybrid"
 TOY_CONFIG = CONFIGS / "toy_hybrid.yaml"
@@ -101,9 +111,11 @@ def decode_cost(profile: str = "smoke", seed: int = 0, contexts: list[int] | Non
     fused, so that per-op dispatch no longer hides what each model reads.
 
     Returns plain data: ``{"profile", "seed", "config", "contexts", "models": {"hybrid" |
-    "transformer": {"pattern", "weight_bytes", "seconds_per_token", "tokens_per_second",
-    "prefill_seconds", "cache_bytes", "predicted_cache_bytes"}}, "speedup", "bytes_read_ratio"}``,
-    lists aligned with ``contexts``. ``cache_bytes`` are the bytes actually allocated for the
+    "transformer": {"pattern", "weight_bytes", "seconds_per_token", "repeat_seconds_per_token",
+    "tokens_per_second", "prefill_seconds", "cache_bytes", "predicted_cache_bytes"}}, "speedup",
+    "bytes_read_ratio"}``, lists aligned with ``contexts`` (``repeat_seconds_per_token``: one list
+    per context, seconds per token of each timed block; round ``k`` of both models was timed
+    back to back). ``cache_bytes`` are the bytes actually allocated for the
     cache tensors (capacity ``context + steps``); ``predicted_cache_bytes`` the arithmetic of
     :mod:`nvrepro.core.lm.info` for the same capacity. ``speedup`` is hybrid tokens/s over the
     Transformer's; ``bytes_read_ratio`` is what the memory-bound model predicts for it:
@@ -120,7 +132,8 @@ def decode_cost(profile: str = "smoke", seed: int = 0, contexts: list[int] | Non
     cfg = model_config_from_yaml(config)
     models = build_pair(cfg, max(contexts) + steps, seed=seed)
     out = {name: dict(pattern=m.cfg.pattern, weight_bytes=weight_nbytes(m), seconds_per_token=[],
-                      tokens_per_second=[], prefill_seconds=[], cache_bytes=[], predicted_cache_bytes=[])
+                      repeat_seconds_per_token=[], tokens_per_second=[], prefill_seconds=[], cache_bytes=[],
+                      predicted_cache_bytes=[])
            for name, m in models.items()}
     with num_threads(threads) as used:
         for context in tqdm(contexts, desc="decode contexts", leave=False):
@@ -129,6 +142,7 @@ def decode_cost(profile: str = "smoke", seed: int = 0, contexts: list[int] | Non
             for name, t in timings.items():
                 rec = out[name]
                 rec["seconds_per_token"].append(t.seconds_per_token)
+                rec["repeat_seconds_per_token"].append(list(t.step_times))
                 rec["tokens_per_second"].append(t.tokens_per_second)
                 rec["prefill_seconds"].append(t.prefill_seconds)
                 rec["cache_bytes"].append(t.cache_bytes)
@@ -143,22 +157,31 @@ def decode_cost(profile: str = "smoke", seed: int = 0, contexts: list[int] | Non
             "speedup": speedup, "bytes_read_ratio": bytes_ratio}
 
 
-def decode_summary(result: dict) -> dict:
-    """The numbers the notebook's claims are judged on, from a :func:`decode_cost` result.
+run = decode_cost  # the notebook's experiment: run(profile, seed) -> plain data
+
+
+def cache_growth(result: Mapping) -> dict[str, float]:
+    """Bytes each model's cache adds per extra context token, from the two longest contexts of a
+    :func:`decode_cost` result (``{}`` with a single context)."""
+    contexts = result["contexts"]
+    if len(contexts) < 2:
+        return {}
+    return {name: (m["cache_bytes"][-1] - m["cache_bytes"][-2]) / (contexts[-1] - contexts[-2])
+            for name, m in result["models"].items()}
+
+
+def decode_summary(result: Mapping) -> dict:
+    """The summary the notebook prints, from a :func:`decode_cost` result (point values; the
+    claim :data:`DECODE_COST` is judged on the timed blocks themselves).
 
     ``cache_exact``: every measured cache equals the arithmetic to the byte; ``cache_growth``:
     bytes added per extra context token, per model (from the two longest contexts);
     ``speedup_at_longest`` and ``speedup_increases`` (hybrid/Transformer tokens/s at the longest
     context, and whether it is larger there than at the shortest).
     """
-    models, contexts = result["models"], result["contexts"]
-    exact = all(m["cache_bytes"] == m["predicted_cache_bytes"] for m in models.values())
-    growth = {}
-    for name, m in models.items():
-        if len(contexts) > 1:
-            growth[name] = (m["cache_bytes"][-1] - m["cache_bytes"][-2]) / (contexts[-1] - contexts[-2])
-    speedup = result["speedup"]
-    return {"cache_exact": exact, "cache_growth_bytes_per_token": growth,
+    exact = all(m["cache_bytes"] == m["predicted_cache_bytes"] for m in result["models"].values())
+    contexts, speedup = result["contexts"], result["speedup"]
+    return {"cache_exact": exact, "cache_growth_bytes_per_token": cache_growth(result),
             "longest_context": contexts[-1], "speedup_at_longest": speedup[-1],
             "bytes_read_ratio_at_longest": result["bytes_read_ratio"][-1],
             "speedup_increases": speedup[-1] > speedup[0]}
@@ -283,6 +306,14 @@ def batch_for_speedup(hybrid: str, transformer: str, target: float, context: int
     return None
 
 
+def speedup_bounds(table: Mapping) -> dict[str, dict]:
+    """Per hybrid of :func:`full_scale_table`'s ``table``: the predicted speed-up at batch 1
+    (``low``), the cache ratio (``high``, the large-batch limit) and the paper's measured one."""
+    return {hybrid: {"low": pair["predicted_speedup_by_batch"][list(pair["batches"]).index(1)],
+                     "high": pair["cache_ratio"], "paper": pair["paper_speedup"]}
+            for hybrid, pair in table["pairs"].items()}
+
+
 # --- the explorer's callback ---------------------------------------------------------------
 
 def cache_explorer(context: int, batch: int, hybrid: str = "nemotron_h_8b",
@@ -321,3 +352,81 @@ def explorer_widget(contexts: tuple[int, ...] = tuple(2**k for k in range(10, 21
     batch = widgets.IntSlider(value=1, min=1, max=max_batch, description="batch")
     return widgets.interactive(show_cache_explorer, context=context, batch=batch)
 
+
+
+# --- the claims of the decode_cost and full_scale_decode_bytes figures --------------------------
+# The compiled-steps target, shared with ``nvrepro bench``: the hybrid >= 3x at 16,384 tokens.
+TARGET_CONTEXT, TARGET_SPEEDUP, _ = BENCH_SIZES["full"]["targets"]["decode"]
+
+
+def _repeats(metrics: Mapping, model: str, context: int) -> list[float]:
+    return metrics["models"][model]["repeat_seconds_per_token"][list(metrics["contexts"]).index(context)]
+
+
+def _round_speedups(metrics: Mapping, context: int) -> list[float]:
+    """Transformer / hybrid seconds per token of each timing round at ``context`` (timed back to back)."""
+    return [t / h for t, h in zip(_repeats(metrics, "transformer", context), _repeats(metrics, "hybrid", context))]
+
+
+def judge_decode_cost(metrics: Mapping) -> Judgement:
+    """The ``decode_cost`` claim, from a :func:`decode_cost` result (``repeat_seconds_per_token``).
+
+    Exact parts: every cache holds the bytes :mod:`nvrepro.core.lm.info` predicts; per extra
+    context token each cache grows in proportion to its model's attention layers. Timed parts,
+    on the timed blocks by :mod:`nvrepro.hybrid.claim_rules`' rank test: the per-round speed-ups
+    at the longest context exceed those at the shortest (the speed-up grows); the hybrid is faster
+    at the longest context; and, where the steps were compiled and :data:`TARGET_CONTEXT` tokens
+    measured, at least :data:`TARGET_SPEEDUP` x as fast there (the part is left out otherwise).
+    The smoke profile's 2 repeats per context leave the timed parts undecided.
+    """
+    models, contexts = metrics["models"], list(metrics["contexts"])
+    shortest, longest = contexts[0], contexts[-1]
+    n_attention = {name: m["pattern"].count("*") for name, m in models.items()}
+    growth = cache_growth(metrics)
+    parts = {
+        "cache bytes equal the info arithmetic": exact(
+            all(m["cache_bytes"] == m["predicted_cache_bytes"] for m in models.values()),
+            "allocated vs predicted bytes, every model and context"),
+        "cache growth in proportion to attention layers": exact(
+            len(contexts) > 1 and growth["hybrid"] * n_attention["transformer"]
+            == growth["transformer"] * n_attention["hybrid"],
+            f"bytes per token {growth} for {n_attention} attention layers", growth=growth, attention=n_attention),
+        "speed-up grows with context": exceeds(_round_speedups(metrics, longest), _round_speedups(metrics, shortest),
+                                               f"per-round speed-ups at {longest:,} vs {shortest:,} tokens"),
+        "hybrid faster at the longest context": faster(_repeats(metrics, "hybrid", longest),
+                                                       _repeats(metrics, "transformer", longest),
+                                                       f"seconds per token at {longest:,} tokens"),
+    }
+    if metrics["config"]["compiled"] and TARGET_CONTEXT in contexts:
+        parts[f"at least {TARGET_SPEEDUP:g}x at {TARGET_CONTEXT:,} tokens (compiled steps)"] = faster(
+            _repeats(metrics, "hybrid", TARGET_CONTEXT), _repeats(metrics, "transformer", TARGET_CONTEXT),
+            f"seconds per token at {TARGET_CONTEXT:,} tokens", factor=TARGET_SPEEDUP)
+    return all_parts(parts)
+
+
+def judge_full_scale(metrics: Mapping) -> Judgement:
+    """The ``full_scale_decode_bytes`` claim, from ``{"table": full_scale_table(...)}``: for each
+    pair, batch-1 prediction <= the paper's measured speed-up <= cache ratio. Arithmetic on the
+    configs, decided exactly (nothing here is measured)."""
+    parts = {f"{hybrid} brackets the paper's {b['paper']:g}x": exact(
+        b["low"] <= b["paper"] <= b["high"], f"{b['low']:.2f}x <= {b['paper']:g}x <= {b['high']:.2f}x", **b)
+        for hybrid, b in speedup_bounds(metrics["table"]).items()}
+    return all_parts(parts)
+
+
+DECODE_COST = Claim(
+    "decode_cost",
+    "Decoding through their caches, the toy hybrid's cache is exactly the info arithmetic and grows in proportion "
+    "to its attention layers (1 of 6); its decode speed-up over the same-width-and-depth Transformer grows with "
+    f"context and exceeds 1 at the longest context; with compiled decode steps it is at least {TARGET_SPEEDUP:g}x at "
+    f"{TARGET_CONTEXT:,} tokens (judged where the steps are compiled and that context is measured).",
+    judge_decode_cost,
+)
+FULL_SCALE_DECODE_BYTES = Claim(
+    "full_scale_decode_bytes",
+    "Memory-bound arithmetic (bytes read per generated token: weights + caches) brackets the paper's measured "
+    f"speed-ups at {PAPER_CONTEXT:,} tokens ({PAPER_SPEEDUP['nemotron_h_8b']:g}x for 8B vs Llama-3.1-8B, "
+    f"{PAPER_SPEEDUP['nemotron_h_56b']:g}x for 56B vs 70B): between the batch-1 prediction and the cache ratio "
+    "reached at large batch.",
+    judge_full_scale,
+)

@@ -26,14 +26,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from nvrepro.core.evaluation import argmax_predictions, supervised_scores
 from nvrepro.core.lm.config import PATTERN_CHARS, ConfigError, ModelConfig
 from nvrepro.core.lm.info import DTYPE_BYTES, ModelInfo, human_bytes, kv_cache_bytes, model_info
 from nvrepro.core.lm.model import PatternLM
-from nvrepro.core.evaluation import eval_mode
-from nvrepro.hybrid.minipuzzle import _ids, layers_to_keep, prune_model, pruned_config
+from nvrepro.hybrid.minipuzzle import layers_to_keep, prune_model, pruned_config
 
 # Bits per weight; FP4 (e.g. NVFP4) counted without its per-block scales.
 WEIGHT_BITS = {**{name: 8 * n for name, n in DTYPE_BYTES.items()}, "fp4": 4}
@@ -163,34 +162,18 @@ def candidate_grid(parent: ModelConfig, importance: Sequence[float], keep_grid: 
     return out
 
 
-def predictions(model: PatternLM, batches: Sequence) -> list[torch.Tensor]:
-    """Argmax next-token predictions ``(b, l)`` of ``model`` for each batch."""
-    with eval_mode(model):
-        return [model(_ids(b)).argmax(-1) for b in batches]
-
-
 def next_token_metrics(model: PatternLM, batches: Sequence[dict],
                        reference: Sequence[torch.Tensor] | None = None) -> dict[str, float]:
-    """``loss`` (cross-entropy), ``acc`` (argmax == label) and, given the parent's ``reference``
-    predictions (:func:`predictions`), ``agreement`` (argmax == parent's argmax), all over the
-    supervised positions (``labels != -100``) of ``batches``."""
-    nll = correct = agree = count = 0.0
-    with eval_mode(model):
-        for k, batch in enumerate(batches):
-            logits = model(batch["input_ids"]).float()
-            labels = batch["labels"]
-            mask = labels != -100
-            pred = logits.argmax(-1)
-            nll += F.cross_entropy(logits[mask], labels[mask], reduction="sum").item()
-            correct += (pred[mask] == labels[mask]).sum().item()
-            if reference is not None:
-                agree += (pred[mask] == reference[k][mask]).sum().item()
-            count += mask.sum().item()
-    if count == 0:
-        raise ValueError("batches: no supervised positions to evaluate")
-    out = {"loss": nll / count, "acc": correct / count}
+    """Over the supervised positions (``labels != -100``) of ``batches``: ``loss``
+    (cross-entropy), ``acc`` (argmax == label) from ``correct`` of ``count`` positions, and, given
+    the parent's ``reference`` predictions (:func:`~nvrepro.core.evaluation.argmax_predictions`),
+    ``agreement`` (argmax == the parent's) from ``agree`` positions. One pass of
+    :func:`~nvrepro.core.evaluation.supervised_scores`; the counts let claims use Wilson intervals."""
+    scores = supervised_scores(model, batches, reference=reference)
+    out = {"loss": scores.loss, "acc": scores.correct / scores.count, "correct": scores.correct,
+           "count": scores.count}
     if reference is not None:
-        out["agreement"] = agree / count
+        out.update(agreement=scores.agree / scores.count, agree=scores.agree)
     return out
 
 
@@ -209,7 +192,7 @@ def search(parent: PatternLM, importance: Sequence[float], neuron_scores: dict, 
     loss, acc, agreement, score) and the whole grid (those over budget carry no metrics).
     """
     grid = candidate_grid(parent.cfg, importance, keep_grid, widths, budget)
-    reference = predictions(parent, batches)
+    reference = argmax_predictions(parent, batches)
     fitting = [c for c in grid if c.fits]
     for cand in tqdm(fitting, desc="candidates", disable=not progress):
         child = prune_model(parent, cand.keep_layers, cand.ffn_width, neuron_scores)

@@ -7,8 +7,8 @@ import torch
 
 from nvrepro.core.lm.config import model_config_from_yaml
 from nvrepro.hybrid import exercises
-from nvrepro.hybrid.fp8_experiment import (NEMOTRON_8B, backend_agreement, exclusion_plan, fp8_training,
-                                           loss_gaps, moving_average)
+from nvrepro.hybrid.fp8_experiment import (FP8_LOSS_GAP, FP8_UNDERFLOW, NEMOTRON_8B, backend_agreement,
+                                           exclusion_plan, fp8_training, loss_gaps, mean_flushed, moving_average)
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +108,51 @@ def test_checkers():
     assert exercises.check_excluded_linears(count, verbose=False)
     wrong = exercises.check_excluded_linears(4 * n, verbose=False)
     assert wrong.ok is False and "attention layer has 4" in wrong.message
+
+
+# --- the claims of fp8_loss_gap and fp8_underflow (hand-made metrics) --------------------------
+
+def gap_metrics(tail_gaps: list[float], head=(0.05, -0.05, 0.04, 0.03, -0.02)) -> dict:
+    """BF16 at loss 2.0 every step; the recipe's paired relative gap is ``head`` (ignored: before
+    the tail) then ``tail_gaps``, the last ``len(tail_gaps)`` steps the claim reads."""
+    gaps = list(head) + list(tail_gaps)
+    return {"arms": {"bf16": {"loss": [2.0] * len(gaps)}, "fp8_recipe": {"loss": [2.0 * (1 + g) for g in gaps]}},
+            "gaps": {"tail_steps": len(tail_gaps)}}
+
+
+def test_loss_gap_claim_on_the_tail_interval():
+    # Every resampled mean lies between the smallest and the largest tail gap, so tails wholly
+    # inside (-0.1%, 0.1%) hold and tails wholly beyond +0.1% fail, whatever the resamples.
+    inside = FP8_LOSS_GAP.judge(gap_metrics([0.0005, -0.0004, 0.0002, 0.0003, -0.0001, 0.0004]))
+    assert inside.held is True
+    assert inside.to_dict()["evidence"]["gap"]["value"] == pytest.approx(0.0009 / 6)
+    assert FP8_LOSS_GAP.judge(gap_metrics([0.002, 0.003, 0.0025, 0.0021, 0.0029, 0.0022])).held is False
+    assert FP8_LOSS_GAP.judge(gap_metrics([-0.002, -0.003, -0.0025, -0.0021])).held is False
+
+
+def test_loss_gap_claim_undecided_when_the_interval_straddles_the_tolerance():
+    # mean exactly 0.1% (alternating 0.05% and 0.15%): the interval reaches both sides of 0.1%
+    straddling = FP8_LOSS_GAP.judge(gap_metrics([0.0005, 0.0015] * 6))
+    gap = straddling.to_dict()["evidence"]["gap"]
+    assert gap["low"] < 0.001 < gap["high"] and straddling.held is None
+    assert FP8_LOSS_GAP.judge(gap_metrics([0.0])).held is None  # one tail step: no interval
+
+
+def test_underflow_claim_is_an_exact_comparison():
+    def layers(e4m3: float, e5m2: float) -> list[dict]:
+        zero = {"flushed_e4m3": 0.0, "flushed_e5m2": 0.0}
+        return [{"input": zero, "weight": zero, "grad": {"flushed_e4m3": e4m3, "flushed_e5m2": e5m2}},
+                {"input": zero, "weight": zero, "grad": {"flushed_e4m3": 3 * e4m3, "flushed_e5m2": 0.0}}]
+    assert mean_flushed(layers(0.01, 0.002))["grad_e4m3"] == pytest.approx(0.02)  # (0.01 + 0.03) / 2
+    assert FP8_UNDERFLOW.judge({"layers": layers(0.01, 0.002)}).held is True  # 0.001 < 0.02
+    assert FP8_UNDERFLOW.judge({"layers": layers(0.0, 0.002)}).held is False  # 0.001 > 0
+    assert FP8_UNDERFLOW.judge({"layers": layers(0.0, 0.0)}).held is False  # equal: not fewer
+
+
+def test_loss_gap_claim_on_diverged_runs():
+    diverged = gap_metrics([0.0, 0.0, 0.0])
+    diverged["arms"]["fp8_recipe"]["loss"][-1] = "nan"  # how a sidecar stores NaN
+    assert FP8_LOSS_GAP.judge(diverged).held is False
+    baseline = gap_metrics([0.0, 0.0, 0.0])
+    baseline["arms"]["bf16"]["loss"][-1] = "inf"
+    assert FP8_LOSS_GAP.judge(baseline).held is None

@@ -130,3 +130,68 @@ def test_cache_bytes_checker():
     missing = exercises.check_cache_bytes_fn(no_conv, verbose=False)
     assert missing.ok is False and "conv windows short" in missing.message
     assert exercises.check_cache_bytes_fn(todo, verbose=False).ok is None
+
+
+# --- the claims of decode_cost and full_scale_decode_bytes (hand-made metrics) -----------------
+
+def decode_metrics(*, long_ratio=4.0, short_ratio=1.1, repeats=7, compiled=True, predicted_offset=0) -> dict:
+    """Two contexts (1,024 and 16,384 tokens); the hybrid takes 1.00, 1.01, ... ms per token each
+    block, the Transformer ``ratio`` times that. Caches grow 512 B/token (1 attention layer) and
+    3,072 B/token (6 attention layers), as the toy pair's float32 KV caches do."""
+    hybrid = [1e-3 * (1 + 0.01 * k) for k in range(repeats)]
+    contexts = [1024, 16384]
+
+    def model(pattern, per_token, base, ratios):
+        cache = [base + per_token * c for c in contexts]
+        return {"pattern": pattern, "cache_bytes": cache,
+                "predicted_cache_bytes": [b + predicted_offset for b in cache],
+                "repeat_seconds_per_token": [[r * t for t in hybrid] for r in ratios]}
+    return {"contexts": contexts, "config": {"compiled": compiled},
+            "models": {"hybrid": model("M-M-M-M*-M-", 512, 10_000, (1.0, 1.0)),
+                       "transformer": model("*-*-*-**-*-", 3072, 0, (short_ratio, long_ratio))}}
+
+
+def test_decode_claim_holds_when_every_part_is_separated():
+    judgement = inference.DECODE_COST.judge(decode_metrics())
+    assert judgement.held is True
+    parts = judgement.to_dict()["evidence"]["parts"]
+    assert len(parts) == 5  # two exact, three timed (the 3x part: compiled, 16,384 measured)
+    # 7 vs 7 blocks completely separated: p = 1 / C(14, 7) = 1/3432
+    assert parts["hybrid faster at the longest context"]["evidence"]["p_greater"] == pytest.approx(1 / 3432)
+
+
+def test_decode_claim_fails_on_the_part_that_fails():
+    # 2.5x at 16,384: faster, and more than at 1,024, but every block below the 3x target
+    judgement = inference.DECODE_COST.judge(decode_metrics(long_ratio=2.5))
+    failed = [n for n, p in judgement.to_dict()["evidence"]["parts"].items() if p["held"] is False]
+    assert judgement.held is False and failed == ["at least 3x at 16,384 tokens (compiled steps)"]
+    wrong_bytes = inference.DECODE_COST.judge(decode_metrics(predicted_offset=4))
+    assert wrong_bytes.held is False
+    assert wrong_bytes.to_dict()["evidence"]["parts"]["cache bytes equal the info arithmetic"]["held"] is False
+
+
+def test_decode_claim_undecided_on_two_blocks_and_eager_steps_skip_the_target():
+    judgement = inference.DECODE_COST.judge(decode_metrics(repeats=2, compiled=False))
+    parts = judgement.to_dict()["evidence"]["parts"]
+    assert judgement.held is None and len(parts) == 4  # no compiled steps: the 3x part does not apply
+    assert parts["hybrid faster at the longest context"]["held"] is None  # best p = 1 / C(4, 2) = 1/6
+
+
+def full_scale_metrics(low: float, high: float, paper: float) -> dict:
+    return {"table": {"pairs": {"nemotron_h_8b": {"batches": [1, 2], "predicted_speedup_by_batch": [low, low + 0.1],
+                                                  "cache_ratio": high, "paper_speedup": paper}}}}
+
+
+def test_full_scale_claim_is_exact_arithmetic():
+    assert inference.FULL_SCALE_DECODE_BYTES.judge(full_scale_metrics(1.42, 7.3, 3.0)).held is True
+    assert inference.FULL_SCALE_DECODE_BYTES.judge(full_scale_metrics(1.42, 7.3, 8.0)).held is False
+    assert inference.FULL_SCALE_DECODE_BYTES.judge(full_scale_metrics(3.5, 7.3, 3.0)).held is False
+    # the real configs: batch-1 prediction 1.42x and cache ratio 7.3x bracket the 8B's 3x (closed form above)
+    real = inference.FULL_SCALE_DECODE_BYTES.judge({"table": inference.full_scale_table()})
+    assert real.held is True
+
+
+def test_decode_smoke_run_records_every_timed_block(smoke):
+    for m in smoke["models"].values():
+        assert [len(r) for r in m["repeat_seconds_per_token"]] == [1, 1]  # repeats=1 in the fixture
+        assert m["seconds_per_token"] == [r[0] for r in m["repeat_seconds_per_token"]]

@@ -311,7 +311,7 @@ def test_exercise_checkers_accept_the_reference_and_name_the_usual_slips():
 
 
 def test_experiment_smoke_profile_is_consistent():
-    from nvrepro.hybrid.minipuzzle_experiment import PROFILES, recovery_checks, run_minipuzzle
+    from nvrepro.hybrid.minipuzzle_experiment import PROFILES, RECOVERY, run_minipuzzle
 
     result = run_minipuzzle("smoke", seed=0, progress=False)
     rows = {r["model"]: r for r in result["table"]}
@@ -324,5 +324,75 @@ def test_experiment_smoke_profile_is_consistent():
     assert all(c["memory_bytes"] <= result["budget"]["limit_bytes"] for c in result["candidates"])
     curve = result["curves"]["distilled"]
     assert curve[0]["step"] == 0 and curve[-1]["step"] == PROFILES["smoke"]["distill_steps"]
-    assert len(recovery_checks(result)) == 4  # no scratch run at the parent's budget in smoke
+    parts = RECOVERY.judge(result).to_dict()["evidence"]["parts"]
+    assert len(parts) == 3  # no scratch run at the parent's budget in smoke
     assert min(result["decode"].values()) > 0
+    # Every evaluation carries its counts: all held-out positions are supervised.
+    p = PROFILES["smoke"]
+    positions = p["eval_batches"] * p["data"]["batch_size"] * p["data"]["seq_len"]
+    for row in result["table"]:
+        assert row["count"] == positions and row["acc"] == row["correct"] / positions
+        assert row["agreement"] == row["agree"] / positions
+    assert rows["parent"]["agree"] == positions
+    assert [len(t) for t in result["decode_seconds_per_token"].values()] == [p["decode"]["repeats"]] * 2
+
+
+# --- the claims of minipuzzle_layer_importance and minipuzzle_recovery (hand-made metrics) ------
+
+def test_layer_importance_claim_on_agreement_intervals(wilson_bounds):
+    from nvrepro.hybrid.minipuzzle_experiment import LAYER_IMPORTANCE
+
+    def metrics(best_agree, reverse_agree, n=1000):
+        return {"candidates": [{"agree": best_agree, "count": n}],
+                "reverse_metrics": {"agree": reverse_agree, "count": n}}
+    # 600/1000: [0.569, 0.630]; 500/1000: [0.469, 0.531] by hand: separated
+    assert wilson_bounds(600, 1000)[0] > wilson_bounds(500, 1000)[1]
+    assert LAYER_IMPORTANCE.judge(metrics(600, 500)).held is True
+    assert LAYER_IMPORTANCE.judge(metrics(500, 600)).held is False
+    # 52/100 vs 50/100 overlap: not separated
+    assert wilson_bounds(52, 100)[0] < wilson_bounds(50, 100)[1]
+    assert LAYER_IMPORTANCE.judge(metrics(52, 50, n=100)).held is None
+
+
+def recovery_metrics(parent=540, distilled=520, scratch=300, scratch_parent=None, n=1000,
+                     pruned_ms=(1.0, 1.1, 1.2, 1.3, 1.4), parent_ms=(2.0, 2.1, 2.2, 2.3, 2.4)) -> dict:
+    rows = [("parent", parent), ("pruned (no training)", 500), ("pruned + distilled", distilled),
+            ("scratch, same tokens", scratch)]
+    if scratch_parent is not None:
+        rows.append(("scratch, parent's tokens", scratch_parent))
+    return {"table": [{"model": name, "correct": k, "count": n} for name, k in rows],
+            "decode_seconds_per_token": {"parent": list(parent_ms), "pruned": list(pruned_ms)}}
+
+
+def test_recovery_claim_holds_when_every_part_is_separated(wilson_bounds):
+    from nvrepro.hybrid.minipuzzle_experiment import RECOVERY
+
+    # 90% of 0.540 = 0.486; distilled 520/1000 has Wilson low 0.489 by hand: clears it
+    assert wilson_bounds(520, 1000)[0] > 0.9 * 0.540
+    judgement = RECOVERY.judge(recovery_metrics(scratch_parent=400))
+    assert judgement.held is True and len(judgement.to_dict()["evidence"]["parts"]) == 4
+    timing = judgement.to_dict()["evidence"]["parts"]["pruned decodes faster"]["evidence"]
+    assert timing["p_greater"] == pytest.approx(1 / math.comb(10, 5))  # 5 vs 5 blocks, separated: 1/252
+
+
+def test_recovery_claim_fails_or_stays_undecided_part_by_part(wilson_bounds):
+    from nvrepro.hybrid.minipuzzle_experiment import RECOVERY
+
+    def verdicts(**kw):
+        j = RECOVERY.judge(recovery_metrics(**kw))
+        return j.held, {name: p["held"] for name, p in j.to_dict()["evidence"]["parts"].items()}
+    # the run of record's outcome: scratch on the parent's budget above distilled -> fails
+    held, parts = verdicts(scratch_parent=600)
+    assert held is False and parts["distilled beats scratch on the parent's tokens"] is False
+    # 470/1000: Wilson high 0.501 by hand, below 90% of 0.560 = 0.504 -> fails
+    assert wilson_bounds(470, 1000)[1] < 0.9 * 0.560
+    held, parts = verdicts(parent=560, distilled=470)
+    assert held is False and parts["distilled recovers >= 90% of the parent's accuracy"] is False
+    # 490/1000: [0.459, 0.521] straddles 0.486 -> undecided; scratch 480/1000 overlaps it too
+    held, parts = verdicts(distilled=490, scratch=480)
+    assert held is None
+    assert parts["distilled recovers >= 90% of the parent's accuracy"] is None
+    assert parts["distilled beats scratch on the same tokens"] is None
+    # one timed block each (smoke): the speed part cannot be decided
+    held, parts = verdicts(pruned_ms=(1.0,), parent_ms=(2.0,))
+    assert held is None and parts["pruned decodes faster"] is None

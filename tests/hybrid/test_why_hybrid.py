@@ -20,13 +20,14 @@ from nvrepro.hybrid import exercises, why_hybrid
 from nvrepro.hybrid.arms import attention_fraction, nemotron_pattern, solve_ffn_width
 from nvrepro.hybrid.why_hybrid import (
     ARMS,
+    LM_CURVES,
+    RECALL,
     TASKS,
     arm_configs,
+    cell_scores,
     config_path,
     lm_curves,
     mqar_recall,
-    per_query_accuracy,
-    verdict,
 )
 
 CONFIGS = REPO_ROOT / "configs" / "hybrid"
@@ -147,16 +148,19 @@ def test_recipe_names_unknown_keys():
         trainer_kwargs_from_yaml(path, max_stepz=7)
 
 
-def test_per_query_accuracy_counts_supervised_positions():
+def test_cell_scores_count_supervised_positions():
     class Fixed(torch.nn.Module):  # predicts token 5 everywhere
-        lm_head = torch.nn.Linear(1, 1)
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Linear(1, 1)  # a parameter: where the evaluator puts the inputs
 
-        def forward(self, ids):
-            return torch.nn.functional.one_hot(torch.full_like(ids, 5), 8).float()
+        def forward(self, input_ids):
+            return torch.nn.functional.one_hot(torch.full_like(input_ids, 5), 8).float()
 
     labels = torch.tensor([[5, -100, 2, -100], [-100, 5, 5, -100], [1, -100, -100, -100]])
     ds = SyntheticDataset(torch.zeros(3, 4, dtype=torch.long), labels)
-    assert per_query_accuracy(Fixed(), ds, batch_size=2) == pytest.approx(3 / 5)
+    scores = cell_scores(Fixed(), ds, batch_size=2)
+    assert (scores.correct, scores.count) == (3, 5)  # 5 supervised positions, 3 of them labelled 5
 
 
 def test_mqar_loss_is_on_the_answer_positions_only():
@@ -226,6 +230,9 @@ def test_smoke_mqar_structure(smoke):
             for n, a in zip(mqar["pairs"], accs):
                 assert (a is None) == (4 * n > length)
                 assert a is None or 0.0 <= a <= 1.0
+            for n, a, c, q in zip(mqar["pairs"], accs, r["correct"][length], r["queries"][length]):
+                # an MQAR example of n pairs asks n queries: n x num_test per cell
+                assert q == (None if a is None else n * mqar["num_test"]) and (a is None or a == c / q)
         assert r["steps"] == 3 and r["curve"]["step"] == [3] and r["cached"] is False
     assert any(a is None for a in mqar["arms"]["hybrid"]["accuracy"][mqar["lengths"][0]])
 
@@ -235,6 +242,9 @@ def test_smoke_lm_structure_and_determinism(smoke):
     for r in lm["arms"].values():
         assert r["step"] == [2, 4] and len(r["val_loss"]) == 2
         assert 0 < r["final_val_loss"] < 7  # ln(260) = 5.56 at init
+        # one validation batch of 4 sequences (smoke); the final weights' losses average to the logged one
+        assert len(r["sequence_losses"]) == 4
+        assert sum(r["sequence_losses"]) / 4 == pytest.approx(r["final_val_loss"], rel=1e-5)
     again_mqar = mqar_recall("smoke", seed=0, arms=("hybrid",), progress=False)
     assert again_mqar["arms"]["hybrid"]["accuracy"] == mqar["arms"]["hybrid"]["accuracy"]
     assert again_mqar["arms"]["hybrid"]["curve"] == mqar["arms"]["hybrid"]["curve"]
@@ -244,16 +254,84 @@ def test_smoke_lm_structure_and_determinism(smoke):
     assert other["arms"]["transformer"]["val_loss"] != lm["arms"]["transformer"]["val_loss"]
 
 
-def test_verdict_logic():
-    def mqar(t, m, h):
-        arms = {a: {"accuracy": {32: [1.0, v, None]}} for a, v in (("transformer", t), ("mamba2", m), ("hybrid", h))}
-        return {"lengths": [32], "pairs": [1, 2, 16], "arms": arms}
-    lm = {"arms": {"transformer": {"final_val_loss": 2.0}, "mamba2": {"final_val_loss": 2.1},
-                   "hybrid": {"final_val_loss": 2.03}}}
-    v = verdict(mqar(0.9, 0.5, 0.8), lm, margin=0.02)
-    assert v["checks"] == {"learned": True, "recall": True, "lm": True}
-    v = verdict(mqar(0.6, 0.5, 0.4), lm, margin=0.01)
-    assert v["checks"] == {"learned": False, "recall": False, "lm": False}
+# --- the claims (hand-made metrics, JSON-plain as in a sidecar) -----------------------------------
+
+def recall_metrics(transformer=(95, 100), hybrid=((80, 100), (400, 800)), mamba2=((50, 100), (300, 800))) -> dict:
+    """Pairs [1, 2, 16] at length 64; (correct, queries) of the 2- and 16-pair cells per arm
+    (the Transformer's 16-pair cell and every 1-pair cell: 0 of 100, which must not count)."""
+    def arm(two, sixteen):
+        cells = [(0, 100), two, sixteen]
+        return {"accuracy": {"64": [c / q for c, q in cells]}, "correct": {"64": [c for c, _ in cells]},
+                "queries": {"64": [q for _, q in cells]}}
+    return {"pairs": [1, 2, 16], "lengths": [64],
+            "arms": {"transformer": arm(transformer, (0, 100)), "hybrid": arm(*hybrid), "mamba2": arm(*mamba2)}}
+
+
+def test_recall_claim_on_pooled_wilson_intervals(wilson_bounds):
+    # hybrid 480/900 = 0.533, Wilson low 0.501 by hand; Mamba-2 350/900 = 0.389: holds.
+    assert wilson_bounds(480, 900)[0] > 350 / 900
+    judgement = RECALL.judge(recall_metrics())
+    assert judgement.held is True
+    evidence = judgement.to_dict()["evidence"]
+    assert evidence["lookup_recall"]["hybrid"]["n"] == 900
+    assert evidence["lookup_recall"]["hybrid"]["low"] == pytest.approx(wilson_bounds(480, 900)[0], abs=1e-9)
+    assert evidence["transformer_at_smallest_cell"]["low"] == pytest.approx(wilson_bounds(95, 100)[0], abs=1e-9)
+    # swapped: the hybrid's whole interval (high 0.421 by hand) lies below Mamba-2's 0.533: fails.
+    assert wilson_bounds(350, 900)[1] < 480 / 900
+    swapped = recall_metrics(hybrid=((50, 100), (300, 800)), mamba2=((80, 100), (400, 800)))
+    assert RECALL.judge(swapped).held is False
+
+
+def test_recall_claim_undecided_when_the_interval_is_too_wide(wilson_bounds):
+    # hybrid 11/20 = 0.55, Wilson [0.342, 0.742] by hand, straddles Mamba-2's 10/20 = 0.50.
+    low, high = wilson_bounds(11, 20)
+    assert low < 0.5 < high
+    judgement = RECALL.judge(recall_metrics(hybrid=((6, 10), (5, 10)), mamba2=((5, 10), (5, 10))))
+    assert judgement.held is None and "not judged" not in judgement.reason
+
+
+@pytest.mark.parametrize("transformer", [(744, 1000), (381, 512), (70, 100)])
+def test_recall_claim_not_judged_unless_lookup_was_learned(transformer, wilson_bounds):
+    # 0.744 of 1000: Wilson [0.716, 0.770] straddles 0.75; 381/512 (the run of record's 0.744):
+    # [0.705, 0.780]; 0.70 of 100: [0.604, 0.781]. None shows lookup, however well the hybrid does.
+    assert wilson_bounds(*transformer)[0] < 0.75
+    judgement = RECALL.judge(recall_metrics(transformer=transformer))
+    assert judgement.held is None and judgement.reason.startswith("not judged")
+
+
+def test_recall_claim_reads_in_memory_results_too():
+    metrics = recall_metrics()
+    for arm in metrics["arms"].values():  # int length keys, as mqar_recall returns them
+        for key in ("accuracy", "correct", "queries"):
+            arm[key] = {64: arm[key]["64"]}
+    assert RECALL.judge(metrics).held is True
+
+
+def lm_metrics(hybrid, transformer) -> dict:
+    return {"arms": {"hybrid": {"sequence_losses": list(hybrid)},
+                     "transformer": {"sequence_losses": list(transformer)}}}
+
+
+def test_lm_claim_on_the_paired_excess():
+    transformer = [2.0] * 8
+    # every sequence's excess hybrid - 1.02 x 2.0 is negative, so is any bootstrap interval of its mean
+    below = lm_metrics([1.90, 2.00, 1.95, 1.98, 2.03, 1.99, 1.97, 1.96], transformer)
+    judgement = LM_CURVES.judge(below)
+    assert judgement.held is True
+    assert judgement.to_dict()["evidence"]["ratio"] == pytest.approx((15.78 / 8) / 2.0)
+    above = lm_metrics([2.05, 2.10, 2.2, 2.06, 2.3, 2.07, 2.08, 2.09], transformer)  # every excess positive
+    assert LM_CURVES.judge(above).held is False
+
+
+def test_lm_claim_undecided_when_the_interval_straddles_the_margin():
+    # excess +-0.1 alternating: mean exactly 0 (the point value would pass), interval on both sides
+    hybrid = [2.04 + (0.1 if i % 2 else -0.1) for i in range(20)]
+    judgement = LM_CURVES.judge(lm_metrics(hybrid, [2.0] * 20))
+    excess = judgement.to_dict()["evidence"]["excess"]
+    assert excess["low"] < 0 < excess["high"] and judgement.held is None
+    assert LM_CURVES.judge(lm_metrics([1.0], [2.0])).held is None  # one sequence: no interval
+    assert LM_CURVES.judge(lm_metrics([1.0, "nan"], [2.0, 2.0])).held is False  # the hybrid diverged
+    assert LM_CURVES.judge(lm_metrics([1.0, 1.0], [2.0, "inf"])).held is None  # no baseline to compare with
 
 
 def test_unknown_profile_and_arm():

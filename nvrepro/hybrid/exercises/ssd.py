@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from nvrepro.core.tooling.verdicts import Check
+from nvrepro.core.tooling.verdicts import Check, as_number, check_number
 from nvrepro.core.tooling.verdicts import report as _report
 from nvrepro.core.lm.layers.ssd import ssd_chunked, ssd_naive
 
@@ -39,20 +39,14 @@ def check_decay_prediction(answer: float | None, *, verbose: bool = True) -> Che
            f"later the ratio is exp({q['steps']}*dt*(A_fast - A_slow)) = "
            f"exp({q['steps']}*{q['dt']}*({q['A_fast']} - {q['A_slow']})) = {actual:.4f}. "
            "A more negative A forgets faster, and the gap grows exponentially with distance.")
-    if answer is None:
-        return _report(Check(None, "set `answer` to your predicted ratio (a number)."), verbose)
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        return _report(Check(False, f"expected a number, got {answer!r}."), verbose)
-    if math.isclose(value, actual, rel_tol=0.02):
-        return _report(Check(True, f"the code gives {actual:.4f}: {why}"), verbose)
-    hint = ""
-    if math.isclose(value, math.exp((q["steps"] + 1) * q["dt"] * (q["A_fast"] - q["A_slow"])), rel_tol=0.02):
-        hint = " (You counted one decay too many: the impulse enters the state at t = 0 undecayed.)"
-    elif value > 1:
-        hint = " (A ratio above 1 would mean the faster-decaying state remembers more.)"
-    return _report(Check(False, f"you said {value:.4g}, the code gives {actual:.4f}: {why}{hint}"), verbose)
+    one_decay_too_many = math.exp((q["steps"] + 1) * q["dt"] * (q["A_fast"] - q["A_slow"]))
+    check = check_number(answer, actual, what="your predicted ratio", rel_tol=0.02, why=why,
+                         slips=((one_decay_too_many, "you counted one decay too many: the impulse enters the "
+                                                     "state at t = 0 undecayed"),), verbose=False)
+    value, _ = as_number(answer, "a number")
+    if check.ok is False and value is not None and value > 1:
+        check.message += " (A ratio above 1 would mean the faster-decaying state remembers more.)"
+    return _report(check, verbose)
 
 
 # --- (b) the stable segment sum -----------------------------------------------------------

@@ -1,7 +1,9 @@
-"""Experiments for the hybrid (Nemotron-H / Mamba-2) track; the functions the notebooks call.
+"""The experiment of ``notebooks/hybrid/01_mamba2_ssd.ipynb``: the SSD operator's three forms.
 
-Each takes a ``profile`` (``"smoke"``: seconds, for tests; ``"paper"``: the figure) and a seed,
-and returns plain data (dicts of lists and floats) that a figure, a JSON sidecar or a test reads.
+Profiles (:data:`PROFILES`), :func:`run` (= :func:`ssd_scaling`: time and activation memory of
+the recurrent, quadratic and chunked forms against length, plain data), the summary the notebook
+prints (:func:`scaling_summary`), the claim of the ``ssd_scaling`` figure (:data:`SSD_SCALING`)
+and :func:`equivalence_check`. The plot is :func:`nvrepro.hybrid.figures.plot_ssd_scaling`.
 """
 
 from __future__ import annotations
@@ -9,14 +11,16 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 
-from nvrepro.hybrid.bench import ssd_inputs
 from nvrepro.core.lm.layers.ssd import ssd_chunked, ssd_naive
+from nvrepro.core.tooling.claims import Claim, Judgement
 from nvrepro.core.tooling.profiles import profile_settings
 from nvrepro.core.tooling.timing import num_threads
+from nvrepro.hybrid.bench import ssd_inputs
+from nvrepro.hybrid.claim_rules import all_parts, exact, faster
 
 # Per-profile grids. "naive" is the token-by-token recurrence (a Python loop: slow but linear
 # memory); "quadratic" is the dual, attention-like form y = (L ∘ C Bᵀ)(Δx) over the whole
@@ -62,8 +66,8 @@ def saved_activation_bytes(fn: Callable, *args: torch.Tensor) -> int:
     return sum(storages.values())
 
 
-def _time_fwd_bwd(fn: Callable, args: tuple[torch.Tensor, ...], repeats: int) -> float:
-    """Median wall time (s) of forward + backward, after one untimed warm-up."""
+def _time_fwd_bwd(fn: Callable, args: tuple[torch.Tensor, ...], repeats: int) -> list[float]:
+    """Wall times (s) of ``repeats`` forward + backward passes, after one untimed warm-up."""
     times = []
     for i in range(repeats + 1):
         for t in args:
@@ -72,7 +76,7 @@ def _time_fwd_bwd(fn: Callable, args: tuple[torch.Tensor, ...], repeats: int) ->
         fn(*args).sum().backward()
         if i:  # the first call warms up caches and the allocator
             times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
 
 
 def ssd_scaling(profile: str = "smoke", seed: int = 0, lengths: list[int] | None = None, *,
@@ -85,7 +89,8 @@ def ssd_scaling(profile: str = "smoke", seed: int = 0, lengths: list[int] | None
     For each length ``l`` in ``lengths`` (the profile's grid unless given) and each form in
     :data:`FORMS` (naive only up to ``naive_max``, quadratic only up to ``quadratic_max``):
 
-    * ``seconds``: median wall time of forward + backward in float32 (``repeats`` timed runs);
+    * ``seconds``: median wall time of forward + backward in float32 over ``repeats`` timed
+      runs, each run's time in ``repeat_seconds`` (the speed claim is judged on those);
     * ``saved_bytes``: activation memory, i.e. bytes saved for backward (see
       :func:`saved_activation_bytes`);
 
@@ -96,7 +101,8 @@ def ssd_scaling(profile: str = "smoke", seed: int = 0, lengths: list[int] | None
     disturbed by other processes than a 2-thread OpenMP pool; ``None`` keeps torch's setting).
 
     Returns ``{"profile", "seed", "config", "lengths", "forms": {form: {"lengths", "seconds",
-    "saved_bytes"}}, "equivalence": {"lengths", "max_abs_err"}}`` -- plain lists and numbers.
+    "repeat_seconds", "saved_bytes"}}, "equivalence": {"lengths", "max_abs_err"}}`` -- plain
+    lists and numbers.
     """
     grid = profile_settings(PROFILES, profile, lengths=lengths, naive_max=naive_max,
                             quadratic_max=quadratic_max, repeats=repeats)
@@ -115,7 +121,7 @@ def ssd_scaling(profile: str = "smoke", seed: int = 0, lengths: list[int] | None
 
 
 def _scaling_grid(lengths, limits, shape, chunk_size, repeats, seed):
-    forms = {f: {"lengths": [], "seconds": [], "saved_bytes": []} for f in FORMS}
+    forms = {f: {"lengths": [], "seconds": [], "repeat_seconds": [], "saved_bytes": []} for f in FORMS}
     equivalence = {"lengths": [], "max_abs_err": []}
     for l in lengths:
         args = _inputs(l, **shape, dtype=torch.float32, seed=seed + l, requires_grad=True)
@@ -125,7 +131,9 @@ def _scaling_grid(lengths, limits, shape, chunk_size, repeats, seed):
             fn = _run(form, chunk_size)
             forms[form]["lengths"].append(l)
             forms[form]["saved_bytes"].append(saved_activation_bytes(fn, *args))
-            forms[form]["seconds"].append(_time_fwd_bwd(fn, args, repeats))
+            times = _time_fwd_bwd(fn, args, repeats)
+            forms[form]["seconds"].append(statistics.median(times))
+            forms[form]["repeat_seconds"].append(times)
         if l <= limits["naive"]:
             args64 = _inputs(l, **shape, dtype=torch.float64, seed=seed + l)
             with torch.no_grad():
@@ -159,7 +167,10 @@ def _loglog_slope(xs: list[float], ys: list[float]) -> float:
     return math.log(ys[-1] / ys[-2]) / math.log(xs[-1] / xs[-2])
 
 
-def scaling_summary(result: dict) -> dict:
+run = ssd_scaling  # the notebook's experiment: run(profile, seed) -> plain data
+
+
+def scaling_summary(result: Mapping) -> dict:
     """The numbers the notebook's claims are judged on, from an :func:`ssd_scaling` result.
 
     * ``max_abs_err``: worst float64 |chunked - recurrence| over all lengths;
@@ -183,3 +194,58 @@ def scaling_summary(result: dict) -> dict:
         "memory_ratio": {"naive_over_chunked": at("naive", "saved_bytes") / at("chunked", "saved_bytes"),
                          "quadratic_over_chunked": at("quadratic", "saved_bytes") / at("chunked", "saved_bytes")},
     }
+
+
+# --- the claim of the ssd_scaling figure --------------------------------------------------------
+EQUIVALENCE_TOLERANCE = 1e-8  # float64 |chunked - recurrence|: rounding is ~1e-16
+LINEAR_SLOPE_MAX = 1.2  # log-log slope of activation memory that still counts as linear
+SUPERLINEAR_SLOPE_MIN = 1.5  # ... and that counts as clearly faster than linear
+
+
+def judge_ssd_scaling(metrics: Mapping) -> Judgement:
+    """The ``ssd_scaling`` claim, from an :func:`ssd_scaling` result (``forms``, ``equivalence``).
+
+    Exact parts (float64 rounding and bytes saved for backward are deterministic): equivalence
+    below :data:`EQUIVALENCE_TOLERANCE`, chunked memory slope below :data:`LINEAR_SLOPE_MAX`,
+    quadratic slope above :data:`SUPERLINEAR_SLOPE_MIN`, chunked memory the least at the longest
+    common length. The timed part, chunked faster than the recurrence there, is decided on the
+    timed repeats of each (``repeat_seconds``) by
+    :func:`~nvrepro.hybrid.claim_rules.faster`: a single-repeat smoke run leaves it undecided.
+    """
+    summary = scaling_summary(metrics)
+    slopes, common = summary["memory_slope"], summary["common_length"]
+
+    def repeats(form: str) -> list[float]:
+        data = metrics["forms"][form]
+        return data["repeat_seconds"][data["lengths"].index(common)]
+
+    parts = {
+        "chunked equals the recurrence": exact(
+            summary["max_abs_err"] < EQUIVALENCE_TOLERANCE,
+            f"float64 max |chunked - recurrence| {summary['max_abs_err']:.1e} vs {EQUIVALENCE_TOLERANCE:g}",
+            max_abs_err=summary["max_abs_err"], tolerance=EQUIVALENCE_TOLERANCE),
+        "chunked memory linear": exact(
+            slopes["chunked"] < LINEAR_SLOPE_MAX, f"log-log slope {slopes['chunked']:.3f} vs < {LINEAR_SLOPE_MAX}",
+            slope=slopes["chunked"], threshold=LINEAR_SLOPE_MAX),
+        "quadratic memory superlinear": exact(
+            slopes["quadratic"] > SUPERLINEAR_SLOPE_MIN,
+            f"log-log slope {slopes['quadratic']:.3f} vs > {SUPERLINEAR_SLOPE_MIN}",
+            slope=slopes["quadratic"], threshold=SUPERLINEAR_SLOPE_MIN),
+        "chunked uses the least activation memory": exact(
+            min(summary["memory_ratio"].values()) > 1,
+            f"at l={common}: recurrence / chunked {summary['memory_ratio']['naive_over_chunked']:.2f}x, "
+            f"quadratic / chunked {summary['memory_ratio']['quadratic_over_chunked']:.2f}x",
+            memory_ratio=summary["memory_ratio"], length=common),
+        "chunked faster than the recurrence": faster(repeats("chunked"), repeats("naive"),
+                                                     f"at l={common}, fwd+bwd"),
+    }
+    return all_parts(parts)
+
+
+SSD_SCALING = Claim(
+    "ssd_scaling",
+    "Chunked SSD equals the recurrence to float64 rounding, its activation memory grows linearly with length "
+    "(the quadratic form's does not), and at the longest common length it is faster than the token-by-token "
+    "recurrence and uses the least activation memory.",
+    judge_ssd_scaling,
+)
