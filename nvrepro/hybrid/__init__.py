@@ -25,8 +25,8 @@ predicate together; the notebook passes them to ``save_figure``):
   ``search``, distillation: ``distill``); claims ``LAYER_IMPORTANCE``, ``RECOVERY``.
 
 The plots of all five are in ``figures.py``, one section per notebook (a plot only draws a result;
-keeping them together keeps the experiment modules to a few hundred lines). ``claim_rules.py`` holds
-the rules every predicate uses: exact properties are plain comparisons; accuracies and losses are
+keeping them together keeps the experiment modules to a few hundred lines). The rules every
+predicate uses are core's (:mod:`nvrepro.core.tooling.claims`): exact properties are plain comparisons; accuracies and losses are
 judged on Wilson / bootstrap intervals (three-valued: held, did not hold, undecided when the
 interval straddles the bar); timings on every timed repeat with an exact rank test. Exercise
 checkers are in ``exercises/``, one module per notebook; ``bench.py`` is ``nvrepro bench``.

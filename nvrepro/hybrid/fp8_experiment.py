@@ -40,7 +40,7 @@ from nvrepro.core.tooling.paths import CONFIGS_DIR, REPO_ROOT
 from nvrepro.core.tooling.timing import num_threads
 from nvrepro.core.tooling.claims import Claim, Judgement, finite
 from nvrepro.core.tooling.intervals import bootstrap_mean
-from nvrepro.hybrid.claim_rules import exact
+from nvrepro.core.tooling.claims import exact
 
 FP8_TOY = CONFIGS_DIR / "hybrid" / "fp8_toy.yaml"
 NEMOTRON_8B = CONFIGS_DIR / "hybrid" / "nemotron_h_8b.yaml"

@@ -45,7 +45,7 @@ from nvrepro.core.tooling.paths import CONFIGS_DIR
 from nvrepro.core.tooling.profiles import profile_settings
 from nvrepro.core.tooling.timing import num_threads
 from nvrepro.hybrid.bench import SIZES as BENCH_SIZES
-from nvrepro.hybrid.claim_rules import all_parts, exact, exceeds, faster
+from nvrepro.core.tooling.claims import all_parts, exact, exceeds, faster
 from nvrepro.hybrid.decode_cost import build_pair, time_decode, weight_nbytes, with_max_seq_len
 
 CONFIGS = CONFIGS_DIR / "hybrid"
@@ -373,7 +373,7 @@ def judge_decode_cost(metrics: Mapping) -> Judgement:
 
     Exact parts: every cache holds the bytes :mod:`nvrepro.core.lm.info` predicts; per extra
     context token each cache grows in proportion to its model's attention layers. Timed parts,
-    on the timed blocks by :mod:`nvrepro.hybrid.claim_rules`' rank test: the per-round speed-ups
+    on the timed blocks by :mod:`nvrepro.core.tooling.claims`' rank test: the per-round speed-ups
     at the longest context exceed those at the shortest (the speed-up grows); the hybrid is faster
     at the longest context; and, where the steps were compiled and :data:`TARGET_CONTEXT` tokens
     measured, at least :data:`TARGET_SPEEDUP` x as fast there (the part is left out otherwise).

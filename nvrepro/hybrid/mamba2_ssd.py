@@ -20,7 +20,7 @@ from nvrepro.core.tooling.claims import Claim, Judgement
 from nvrepro.core.tooling.profiles import profile_settings
 from nvrepro.core.tooling.timing import num_threads
 from nvrepro.hybrid.bench import ssd_inputs
-from nvrepro.hybrid.claim_rules import all_parts, exact, faster
+from nvrepro.core.tooling.claims import all_parts, exact, faster
 
 # Per-profile grids. "naive" is the token-by-token recurrence (a Python loop: slow but linear
 # memory); "quadratic" is the dual, attention-like form y = (L ∘ C Bᵀ)(Δx) over the whole
@@ -210,7 +210,7 @@ def judge_ssd_scaling(metrics: Mapping) -> Judgement:
     quadratic slope above :data:`SUPERLINEAR_SLOPE_MIN`, chunked memory the least at the longest
     common length. The timed part, chunked faster than the recurrence there, is decided on the
     timed repeats of each (``repeat_seconds``) by
-    :func:`~nvrepro.hybrid.claim_rules.faster`: a single-repeat smoke run leaves it undecided.
+    :func:`~nvrepro.core.tooling.claims.faster`: a single-repeat smoke run leaves it undecided.
     """
     summary = scaling_summary(metrics)
     slopes, common = summary["memory_slope"], summary["common_length"]

@@ -37,7 +37,7 @@ from nvrepro.core.lm.config import model_config_from_yaml
 from nvrepro.core.data import TextDataModule
 from nvrepro.core.tooling.claims import Claim, Judgement
 from nvrepro.core.tooling.intervals import Estimate, wilson
-from nvrepro.hybrid.claim_rules import all_parts, at_least_estimate, beats, faster
+from nvrepro.core.tooling.claims import all_parts, at_least_estimate, beats, faster
 from nvrepro.hybrid.decode_cost import time_decode
 from nvrepro.core.training.fitting import quiet_fit
 from nvrepro.core.lm.model import PatternLM
@@ -317,7 +317,7 @@ def judge_layer_importance(metrics: Mapping) -> Judgement:
     """The ``minipuzzle_layer_importance`` claim, from :func:`run`'s result: the chosen
     candidate (``candidates[0]``: least important layers dropped) agrees with the parent more
     than the same counts with the most important layers dropped (``reverse_metrics``), by
-    :func:`~nvrepro.hybrid.claim_rules.beats` on Wilson intervals over the held-out positions."""
+    :func:`~nvrepro.core.tooling.claims.beats` on Wilson intervals over the held-out positions."""
     return beats(agreement_estimate(metrics["candidates"][0]), agreement_estimate(metrics["reverse_metrics"]),
                  "agreement with the parent, least vs most important layers dropped")
 
@@ -327,10 +327,10 @@ def judge_recovery(metrics: Mapping) -> Judgement:
     ``decode_seconds_per_token``), accuracies with Wilson intervals over the held-out positions:
 
     * distilled accuracy at least :data:`RECOVERED_SHARE` of the parent's
-      (:func:`~nvrepro.hybrid.claim_rules.at_least_estimate` against the parent's estimate);
+      (:func:`~nvrepro.core.tooling.claims.at_least_estimate` against the parent's estimate);
     * distilled beats the same architecture from scratch on the same tokens and, where that run
-      exists (paper profile), on the parent's whole budget (:func:`~nvrepro.hybrid.claim_rules.beats`);
-    * the pruned model decodes faster than the parent (:func:`~nvrepro.hybrid.claim_rules.faster`
+      exists (paper profile), on the parent's whole budget (:func:`~nvrepro.core.tooling.claims.beats`);
+    * the pruned model decodes faster than the parent (:func:`~nvrepro.core.tooling.claims.faster`
       on the timed decode blocks; one block per model, as in the smoke profile, stays undecided).
     """
     rows = {r["model"]: accuracy_estimate(r) for r in metrics["table"]}

@@ -61,7 +61,7 @@ from nvrepro.core.training.yaml_fit import (
     trainer_kwargs_from_yaml,
 )
 from nvrepro.hybrid.arms import parameter_table
-from nvrepro.hybrid.claim_rules import at_least_estimate, at_least_threshold
+from nvrepro.core.tooling.claims import at_least_estimate, at_least_threshold
 
 ARMS = ("transformer", "mamba2", "hybrid")
 TASKS = ("mqar", "lm")
@@ -299,7 +299,7 @@ def judge_recall(metrics: Mapping) -> Judgement:
     If it is not (below, or the interval straddles the bar) the claim is not judged (``None``):
     training was too short for the comparison to say anything about the architectures. Then:
     the hybrid's :func:`lookup_recall` is at least the pure Mamba-2 model's
-    (:func:`~nvrepro.hybrid.claim_rules.at_least_estimate`: the hybrid's interval at or above
+    (:func:`~nvrepro.core.tooling.claims.at_least_estimate`: the hybrid's interval at or above
     Mamba-2's estimate holds; the hybrid's interval wholly below it fails; otherwise undecided).
     """
     summary = recall_summary(metrics)

@@ -36,7 +36,9 @@ from nvrepro.ultralong.evaluate import greedy_predictor, score
 from nvrepro.ultralong.extension import (CONFIGS, PROFILES, arm_yaml, at_extended_length, data_overrides, evaluate,
                                          plan, pretrain_base, short_docs, short_len, train)
 from nvrepro.ultralong.figures import ABLATION_LABELS
-from nvrepro.ultralong.judging import lower, not_worse, paired_gain, part, probes_at_sL, verdict
+from nvrepro.core.tooling.claims import all_parts
+from nvrepro.core.tooling.intervals import paired_gain
+from nvrepro.ultralong.judging import lower, not_worse, part, probes_at_sL
 from nvrepro.ultralong.report import table_text
 from nvrepro.ultralong.tasks import TaskExample
 
@@ -196,8 +198,9 @@ def judge_ablations(metrics: Mapping[str, Any]) -> Judgement:
                 at_least(sft_niah, sep_niah, margin=SFT_NEEDLE_TOLERANCE),
                 f"at_least, margin {SFT_NEEDLE_TOLERANCE} (Wilson)", sft=sft_niah, separator=sep_niah),
         }
-    return verdict(parts, accuracy_parts="judged" if retrieves else "left out: no arm answers any probe at sL",
-                   needle_tolerance=SFT_NEEDLE_TOLERANCE, late_loss_tolerance=SFT_LATE_LOSS_TOLERANCE)
+    return all_parts(parts, evidence=dict(
+        accuracy_parts="judged" if retrieves else "left out: no arm answers any probe at sL",
+        needle_tolerance=SFT_NEEDLE_TOLERANCE, late_loss_tolerance=SFT_LATE_LOSS_TOLERANCE))
 
 
 ABLATIONS = Claim(

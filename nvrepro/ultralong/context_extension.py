@@ -22,7 +22,9 @@ from nvrepro.core.tooling.weight_cache import use_cache
 from nvrepro.ultralong.evaluate import greedy_predictor, loss_by_position, niah_grid, ruler_scores, short_context_loss
 from nvrepro.ultralong.extension import (PROFILES, arm_yaml, at_extended_length, data_overrides, evaluate, plan,
                                          pretrain_base, rescale, short_docs, short_len, train)
-from nvrepro.ultralong.judging import lower, not_worse, paired_gain, part, probes_at_sL, verdict
+from nvrepro.core.tooling.claims import all_parts
+from nvrepro.core.tooling.intervals import paired_gain
+from nvrepro.ultralong.judging import lower, not_worse, part, probes_at_sL
 from nvrepro.ultralong.report import table_text
 from nvrepro.ultralong.rope_scaling import METHOD_LABELS, METHODS
 
@@ -115,12 +117,12 @@ def judge_needle(metrics: Mapping[str, Any]) -> Judgement:
     margin: a superiority claim, so both intervals count)."""
     s = metrics["summary"]
     yarn, ntk, none = (probes_at_sL(s[m], "niah") for m in ("yarn", "ntk", "none"))
-    return verdict({
+    return all_parts({
         "needle at sL: YaRN >= NTK": part(at_least(yarn, ntk), "at_least (Wilson)", yarn=yarn, ntk=ntk),
         f"needle at sL: YaRN >= none + {NEEDLE_MARGIN}": part(
             yarn.low >= none.high + NEEDLE_MARGIN, f"YaRN low >= none high + {NEEDLE_MARGIN} (Wilson)",
             yarn=yarn, none=none),
-    }, margin=NEEDLE_MARGIN)
+    }, evidence=dict(margin=NEEDLE_MARGIN))
 
 
 def judge_ruler(metrics: Mapping[str, Any]) -> Judgement:
@@ -130,7 +132,7 @@ def judge_ruler(metrics: Mapping[str, Any]) -> Judgement:
     :func:`~nvrepro.core.tooling.claims.better` (the intervals do not overlap)."""
     s = metrics["summary"]
     yarn, ntk, none = (probes_at_sL(s[m], "ruler") for m in ("yarn", "ntk", "none"))
-    return verdict({
+    return all_parts({
         "RULER-style at sL: YaRN >= NTK": part(at_least(yarn, ntk), "at_least (Wilson)", yarn=yarn, ntk=ntk),
         "RULER-style at sL: YaRN > none": part(better(yarn, none), "better (Wilson)", yarn=yarn, none=none),
     })
@@ -145,12 +147,12 @@ def judge_late_loss(metrics: Mapping[str, Any]) -> Judgement:
     yarn = s["yarn"]["late_loss_per_block"]
     vs_ntk = paired_gain(yarn, s["ntk"]["late_loss_per_block"])
     vs_none = paired_gain(yarn, s["none"]["late_loss_per_block"])
-    return verdict({
+    return all_parts({
         "late-position loss at sL: YaRN <= NTK": part(not_worse(vs_ntk), "NTK - YaRN, paired bootstrap, low >= 0",
                                                       ntk_minus_yarn=vs_ntk),
         "late-position loss at sL: YaRN < none": part(lower(vs_none), "none - YaRN, paired bootstrap, low > 0",
                                                       none_minus_yarn=vs_none),
-    }, blocks=len(yarn))
+    }, evidence=dict(blocks=len(yarn)))
 
 
 def judge_short_loss(metrics: Mapping[str, Any]) -> Judgement:
@@ -168,9 +170,9 @@ def judge_short_loss(metrics: Mapping[str, Any]) -> Judgement:
     gain = paired_gain(s["yarn"]["short_loss_per_block"], s["none"]["short_loss_per_block"],
                        factor=1 + SHORT_LOSS_TOLERANCE)
     name = f"short loss: YaRN within {SHORT_LOSS_TOLERANCE:.0%} of none (same training)"
-    return verdict({name: part(not_worse(gain), f"{1 + SHORT_LOSS_TOLERANCE:g} x none - YaRN, paired bootstrap, low >= 0",
-                               headroom=gain, yarn=s["yarn"]["short_loss"], none=s["none"]["short_loss"])},
-                   tolerance=SHORT_LOSS_TOLERANCE, blocks=len(s["yarn"]["short_loss_per_block"]))
+    return all_parts({name: part(not_worse(gain), f"{1 + SHORT_LOSS_TOLERANCE:g} x none - YaRN, paired bootstrap, low >= 0",
+                                 headroom=gain, yarn=s["yarn"]["short_loss"], none=s["none"]["short_loss"])},
+                     evidence=dict(tolerance=SHORT_LOSS_TOLERANCE, blocks=len(s["yarn"]["short_loss_per_block"])))
 
 
 NEEDLE = Claim(

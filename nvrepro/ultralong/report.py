@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from nvrepro.core.tooling.claims import Claim, Judgement
+from nvrepro.core.tooling.claims import Claim, Judgement, format_judgement
 from nvrepro.core.tooling.figures import to_jsonable
 
 
@@ -28,13 +28,8 @@ def show(claim: Claim, metrics: Mapping[str, Any]) -> Judgement:
     the figure's sidecar stores (what ``save_figure`` judges); returns the judgement."""
     judgement = claim.judge(to_jsonable(metrics))
     print(f"Claim ({claim.name}): {claim.text}")
-    for name, p in judgement.evidence.get("parts", {}).items():
-        mark = {True: "holds", False: "DOES NOT HOLD", None: "undecided"}[p["held"]]
-        numbers = "; ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                            for k, v in p.items() if k not in ("held", "rule"))
-        print(f"  {mark}: {name}  [{p['rule']}]" + (f"  {numbers}" if numbers else ""))
+    print(format_judgement(judgement.to_dict()))
     extra = {k: v for k, v in judgement.evidence.items() if k != "parts"}
     if extra:
         print("  " + ", ".join(f"{k}: {v}" for k, v in extra.items()))
-    print(f"  -> {judgement.reason}")
     return judgement

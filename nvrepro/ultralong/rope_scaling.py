@@ -28,7 +28,8 @@ from nvrepro.core.lm.layers.rope_scaling import rotations, scaled_rope, waveleng
 from nvrepro.core.tooling.claims import Claim, Judgement
 from nvrepro.core.tooling.paths import CONFIGS_DIR
 from nvrepro.core.tooling.validation import ConfigError
-from nvrepro.ultralong.judging import part, verdict
+from nvrepro.core.tooling.claims import all_parts
+from nvrepro.ultralong.judging import part
 from nvrepro.ultralong.report import table_text
 
 METHODS = ("none", "linear", "ntk", "yarn")
@@ -138,7 +139,8 @@ def judge_rope_scaling(metrics: Mapping[str, Any]) -> Judgement:
         "YaRN: no unseen angles": summary["yarn"]["max_unseen"] == 0,
         "YaRN: attention factor 0.1 ln s + 1": math.isclose(summary["yarn"]["attention_factor"], 0.1 * math.log(s) + 1),
     }
-    return verdict({name: part(ok, "exact") for name, ok in checks.items()}, pairs_above_beta=above_beta)
+    return all_parts({name: part(ok, "exact") for name, ok in checks.items()},
+                     evidence=dict(pairs_above_beta=above_beta))
 
 
 ROPE_SCALING = Claim(

@@ -96,8 +96,8 @@ def test_needle_claim_on_wilson_bounds():
     assert NEEDLE.judge(methods(yarn=probe_row(niah=(9, 10)))).evidence["parts"][part]["held"] is True
     assert NEEDLE.judge(methods(yarn=probe_row(niah=(9, 10)), none=probe_row(niah=(1, 10)))
                         ).evidence["parts"][part]["held"] is False
-    estimate = held.evidence["parts"]["needle at sL: YaRN >= NTK"]["yarn"]
-    assert (estimate.low, estimate.n) == (pytest.approx(wilson_bounds(10, 10)[0], abs=1e-9), 10)
+    estimate = held.evidence["parts"]["needle at sL: YaRN >= NTK"]["evidence"]["yarn"]
+    assert (estimate["low"], estimate["n"]) == (pytest.approx(wilson_bounds(10, 10)[0], abs=1e-9), 10)
 
 
 def test_ruler_claim_on_wilson_bounds():
@@ -127,8 +127,8 @@ def test_late_loss_claim_paired_over_blocks():
     assert sum(diffs) / 4 > 0 and share_of_negative_resamples(diffs) > 0.3
     mixed = LATE_LOSS.judge(methods(yarn=probe_row(late=yarn), ntk=probe_row(late=[y + d for y, d in zip(yarn, diffs)]),
                                     none=probe_row(late=none)))
-    gain = mixed.evidence["parts"]["late-position loss at sL: YaRN <= NTK"]["ntk_minus_yarn"]
-    assert mixed.held is False and gain.low < 0 < gain.value == pytest.approx(0.1)
+    gain = mixed.evidence["parts"]["late-position loss at sL: YaRN <= NTK"]["evidence"]["ntk_minus_yarn"]
+    assert mixed.held is False and gain["low"] < 0 < gain["value"] == pytest.approx(0.1)
     one_block = LATE_LOSS.judge(methods(yarn=probe_row(late=[4.0]), ntk=probe_row(late=[5.0]),
                                         none=probe_row(late=[5.0])))
     assert one_block.held is None  # no interval from one block
@@ -173,8 +173,8 @@ def test_ablations_hold_on_losses_when_nothing_retrieves():
     assert not any("needle" in name for name in parts_of(judgement))  # accuracy parts left out
     assert judgement.evidence["accuracy_parts"].startswith("left out")
     # The response-loss gain averages to the difference of the pooled losses: 135/45 - 90/45 = 1.
-    gain = judgement.evidence["parts"]["short SFT learns the instruction format (response loss drops)"]["gain"]
-    assert gain.value == pytest.approx(135 / 45 - 90 / 45) and gain.n == 3
+    gain = judgement.evidence["parts"]["short SFT learns the instruction format (response loss drops)"]["evidence"]["gain"]
+    assert gain["value"] == pytest.approx(135 / 45 - 90 / 45) and gain["n"] == 3
 
 
 def test_ablation_loss_parts_fail_on_their_own():

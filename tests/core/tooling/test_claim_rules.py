@@ -1,4 +1,4 @@
-"""The hybrid track's claim rules: three-valued comparisons, the timing test, their conjunction.
+"""Claims of several parts: three-valued comparisons, the timing test, their conjunction.
 
 References are worked by hand: exact rank-test p-values are counts of orderings (complete
 separation of m vs n repeats: 1 / C(m + n, m)), interval comparisons are on hand-made Estimates.
@@ -10,10 +10,9 @@ import math
 
 import pytest
 
-from nvrepro.core.tooling.claims import Judgement
+from nvrepro.core.tooling.claims import (Judgement, all_parts, at_least_estimate, at_least_threshold, beats, exact,
+                                        faster, format_judgement)
 from nvrepro.core.tooling.intervals import Estimate
-from nvrepro.hybrid.claim_rules import (all_parts, at_least_estimate, at_least_threshold, beats, exact, faster,
-                                        format_judgement)
 
 
 def estimate(value: float, low: float, high: float) -> Estimate:
