@@ -35,6 +35,7 @@ import lightning as L
 from nvrepro.core.lm.model import PatternLM
 from nvrepro.core.tooling.paths import BUILD_DIR, CONFIGS_DIR
 from nvrepro.core.tooling.timing import num_threads
+from nvrepro.core.tooling.profiles import profile_settings
 from nvrepro.core.tooling.validation import ConfigError
 from nvrepro.core.tooling.weight_cache import cache_key, cache_path, load_cached, save_cached, use_cache
 from nvrepro.core.training.fitting import quiet_fit
@@ -64,9 +65,7 @@ PROFILES = {
 
 def plan(profile: str) -> dict:
     """The settings of ``profile`` (:data:`PROFILES`); a clear error for an unknown one."""
-    if profile not in PROFILES:
-        raise ConfigError(f"profile: must be one of {', '.join(PROFILES)}, got {profile!r}")
-    return dict(PROFILES[profile])
+    return profile_settings(PROFILES, profile)
 
 
 def arm_yaml(method: str) -> Path:

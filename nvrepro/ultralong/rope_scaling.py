@@ -27,8 +27,8 @@ from nvrepro.core.lm.config import AttentionConfig, model_config_from_yaml
 from nvrepro.core.lm.layers.rope_scaling import rotations, scaled_rope, wavelengths
 from nvrepro.core.tooling.claims import Claim, Judgement
 from nvrepro.core.tooling.paths import CONFIGS_DIR
-from nvrepro.core.tooling.validation import ConfigError
 from nvrepro.core.tooling.claims import all_parts
+from nvrepro.core.tooling.profiles import profile_settings
 from nvrepro.ultralong.judging import part
 from nvrepro.ultralong.report import table_text
 
@@ -105,9 +105,7 @@ def run(profile: str = "smoke", seed: int = 0) -> dict:
     """The per-pair table and its summary at the profile's setting: ``{"table":
     rope_scaling_table(...), "summary": rope_summary(table)}``. ``seed`` changes nothing (closed
     forms); it is there for the experiment shape every notebook shares."""
-    if profile not in PROFILES:
-        raise ConfigError(f"profile: must be one of {', '.join(PROFILES)}, got {profile!r}")
-    a = ultralong_attention(PROFILES[profile]["config"])
+    a = ultralong_attention(profile_settings(PROFILES, profile)["config"])
     table = rope_scaling_table(a.head_dim, a.rope_theta, a.rope_factor, a.rope_original_max_len, a.rope_alpha,
                                a.rope_beta)
     return {"table": table, "summary": rope_summary(table)}

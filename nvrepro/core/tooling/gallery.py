@@ -18,7 +18,7 @@ from pathlib import Path
 from nvrepro.core.tooling.paths import REPO_ROOT
 
 START, END = "<!-- gallery:start -->", "<!-- gallery:end -->"
-HELD_TEXT = {True: "held", False: "**did not hold**", None: "not judged"}
+HELD_TEXT = {True: "held", False: "**did not hold**", None: "*undecided*"}
 
 
 @dataclass
