@@ -79,8 +79,9 @@ ROLES = {
     "tooling": {"tooling"},
     "lm": {"tooling", "lm"},
     "data": {"tooling", "data"},
-    "evaluation": {"tooling", "lm", "data", "evaluation"},
-    "training": {"tooling", "lm", "data", "evaluation", "training"},
+    "retrieval": {"tooling", "retrieval"},
+    "evaluation": {"tooling", "lm", "data", "retrieval", "evaluation"},
+    "training": {"tooling", "lm", "data", "retrieval", "evaluation", "training"},
 }
 
 
