@@ -9,8 +9,8 @@ Where things live, and which way imports go (each line imports only from the lin
     nvrepro/core/lm/          ModelConfig, layers + the layer-kind registry, PatternLM and its
                               caches, fixed-shape decoding, info (sizes on meta), HF interop.
     nvrepro/core/data/        tokenizers, the local corpus, synthetic tasks, datamodules.
-    nvrepro/core/retrieval/   RETRO-style chunks with continuations, same-document exclusion
-                              (the faiss database follows: issue 11).
+    nvrepro/core/retrieval/   RETRO-style chunks, same-document exclusion, the frozen sentence
+                              embedder, faiss indexes (the neighbour table follows: issue 11).
     nvrepro/core/evaluation/  eval_mode, loss/accuracy over supervised positions, batched
                               generation and option scoring, exact match / token F1, check_number.
     nvrepro/core/training/    the LightningModule base (LMModule), quiet_fit, progress bar,

@@ -2,10 +2,16 @@
 
 * :mod:`~nvrepro.core.retrieval.chunks`: tokenized documents cut into fixed-length chunks with their
   continuations and document ids (RETRO's database entries and query chunks), streamed per
-  document; and the choice of the top-k neighbours that are not from the query's own document.
+  document; and the choice of the top-k neighbours that are not from the query's own document;
+* :mod:`~nvrepro.core.retrieval.embedder`: the frozen sentence encoder (packaged MiniLM through
+  sentence-transformers) that keys the database;
+* :mod:`~nvrepro.core.retrieval.index`: faiss indexes from an ``index_factory`` string, trained and
+  filled in batches, saved and reloaded with checks; search and recall@k;
+* :mod:`~nvrepro.core.retrieval.neighbours`: the top-k other-document neighbours of every query
+  chunk, precomputed into an Arrow table (HF ``datasets``).
 
-Still to come (see issue 11): the frozen embedder, the faiss index built from an ``index_factory``
-string, neighbours precomputed into an Arrow table, and ``nvrepro retro build-db``.
+Still to come (see issue 11): ``nvrepro retro build-db`` streaming a corpus through these pieces,
+and the bench row.
 
-Imports :mod:`nvrepro.core.tooling` only (numpy; no torch, no Lightning).
+Imports :mod:`nvrepro.core.tooling` only (no Lightning; faiss and sentence-transformers on use).
 """

@@ -1,0 +1,54 @@
+"""Neighbours precomputed for every query chunk, stored as an Arrow table (HF ``datasets``).
+
+RETRO retrieves offline: before training, every chunk of the training set gets its ``k`` nearest
+database chunks (arXiv:2304.06762, Sec. 2), never from its own document. Training then reads the
+neighbour ids from this table instead of searching. The table is a :class:`datasets.Dataset`
+built with a batched ``map`` (one faiss search per batch), so it can be saved with
+``save_to_disk`` and memory-mapped back; ``num_proc`` stays 1 because faiss already searches a
+batch on every core (several processes would each start a full thread pool).
+
+Columns: ``query`` (the query chunk's row), ``neighbours`` (``k`` database rows, ``-1`` where too
+few remain after the exclusion), ``scores`` (their similarities, ``nan`` for ``-1``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nvrepro.core.retrieval.chunks import exclude_same_document
+from nvrepro.core.retrieval.index import search
+
+
+def neighbour_table(index, query_vectors: np.ndarray, query_doc_ids: np.ndarray, chunk_doc_ids: np.ndarray,
+                    k: int = 2, *, extra: int = 16, batch_size: int = 1024, nprobe: int | None = None,
+                    progress: bool = False):
+    """The :class:`datasets.Dataset` of neighbours of ``query_vectors (q, d)`` in ``index``.
+
+    Each query searches ``k + extra`` candidates; candidates from the query's document
+    (``query_doc_ids (q,)`` vs ``chunk_doc_ids (n,)`` of the database rows) are dropped and the
+    first ``k`` others kept, in order of similarity.
+    """
+    import datasets
+
+    query_vectors = np.ascontiguousarray(query_vectors, dtype=np.float32)
+    query_doc_ids, chunk_doc_ids = np.asarray(query_doc_ids), np.asarray(chunk_doc_ids)
+    if len(query_vectors) != len(query_doc_ids):
+        raise ValueError(f"query_vectors, query_doc_ids: {len(query_vectors)} vectors but "
+                         f"{len(query_doc_ids)} document ids")
+
+    def find(batch):
+        rows = np.asarray(batch["query"])
+        scores, ids = search(index, query_vectors[rows], k + extra, nprobe)
+        kept = exclude_same_document(ids, query_doc_ids[rows], chunk_doc_ids, k)
+        position = {(r, c): s for r, (cands, sc) in enumerate(zip(ids, scores)) for c, s in zip(cands, sc)}
+        kept_scores = [[float(position[(r, c)]) if c >= 0 else float("nan") for c in row]
+                       for r, row in enumerate(kept)]
+        return {"query": rows.tolist(), "neighbours": kept.tolist(), "scores": kept_scores}
+
+    table = datasets.Dataset.from_dict({"query": np.arange(len(query_vectors), dtype=np.int64)})
+    was_enabled = datasets.is_progress_bar_enabled()
+    (datasets.enable_progress_bars if progress else datasets.disable_progress_bars)()
+    try:
+        return table.map(find, batched=True, batch_size=batch_size, desc="neighbours")
+    finally:  # leave the caller's progress-bar setting as it was
+        (datasets.enable_progress_bars if was_enabled else datasets.disable_progress_bars)()
