@@ -10,7 +10,8 @@ Where things live, and which way imports go (each line imports only from the lin
                               caches, fixed-shape decoding, info (sizes on meta), HF interop.
     nvrepro/core/data/        tokenizers, the local corpus, synthetic tasks, datamodules.
     nvrepro/core/retrieval/   RETRO-style chunks, same-document exclusion, the frozen sentence
-                              embedder, faiss indexes (the neighbour table follows: issue 11).
+                              embedder, faiss indexes, the neighbour table, ``nvrepro build-db``
+                              (reads corpora through ``data``).
     nvrepro/core/evaluation/  eval_mode, loss/accuracy over supervised positions, batched
                               generation and option scoring, exact match / token F1, check_number.
     nvrepro/core/training/    the LightningModule base (LMModule), quiet_fit, progress bar,
@@ -22,7 +23,7 @@ Where things live, and which way imports go (each line imports only from the lin
                               never another paper.
     nvrepro/cli.py            the ``nvrepro`` command: LightningCLI plus the subcommands above.
 
-(``data``, ``lm`` and ``retrieval`` sit side by side: none imports another.)
+(``data`` and ``lm`` sit side by side: neither imports the other; ``retrieval`` reads ``data``.)
 """
 
 __version__ = "0.1.0"

@@ -6,6 +6,7 @@
     nvrepro bench [--only ssd|mixer|decode]
     nvrepro export-hf --config FILE --out DIR  /  nvrepro import-hf --hf DIR --out FILE
     nvrepro status [--write-readme]
+    nvrepro build-db --config configs/retro/toy_db.yaml
 
 Training configs name their LightningModule and DataModule by ``class_path``, so every paper's
 modules run through the same entry point; scale overlays under ``configs/scale/`` change only
@@ -23,10 +24,11 @@ SUBCOMMANDS = {
     "export-hf": "nvrepro.core.training.hf_commands:export_main",
     "import-hf": "nvrepro.core.training.hf_commands:import_main",
     "status": "nvrepro.core.tooling.gallery",
+    "build-db": "nvrepro.core.retrieval.database",
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
-USAGE = """usage: nvrepro {fit,validate,test,predict,reproduce,info,bench,export-hf,import-hf,status} ...
+USAGE = """usage: nvrepro {fit,validate,test,predict,reproduce,info,bench,export-hf,import-hf,status,build-db} ...
 
   fit|validate|test|predict  LightningCLI: --config YAML [--config OVERLAY] [--print_config]
   reproduce                  execute the notebooks with papermill, regenerate figures/
@@ -35,6 +37,7 @@ USAGE = """usage: nvrepro {fit,validate,test,predict,reproduce,info,bench,export
   export-hf                  write a hybrid model as a transformers NemotronH directory
   import-hf                  read a transformers NemotronH directory back into nvrepro
   status                     the figure gallery and which claims held (from figures/*.json)
+  build-db                   a RETRO retrieval database (chunks, faiss index, neighbours) from a corpus
 """
 
 

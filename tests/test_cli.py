@@ -8,7 +8,9 @@ from nvrepro.cli import main
 from nvrepro.core.tooling.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
-MODEL_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.parent.name != "scale")
+# Training configs (a `model` section); database configs (`database`) are checked in tests/core/retrieval.
+MODEL_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml")
+                       if p.parent.name != "scale" and "model" in (yaml.safe_load(p.read_text()) or {}))
 OVERLAYS = sorted((ROOT / "configs" / "scale").glob("*.yaml"))
 TOY = ROOT / "configs" / "hybrid" / "toy_hybrid.yaml"
 

@@ -79,7 +79,7 @@ ROLES = {
     "tooling": {"tooling"},
     "lm": {"tooling", "lm"},
     "data": {"tooling", "data"},
-    "retrieval": {"tooling", "retrieval"},
+    "retrieval": {"tooling", "data", "retrieval"},
     "evaluation": {"tooling", "lm", "data", "retrieval", "evaluation"},
     "training": {"tooling", "lm", "data", "retrieval", "evaluation", "training"},
 }

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from nvrepro.core.tooling.validation import ConfigError, require
+from nvrepro.core.tooling.validation import ConfigError, require, require_positive_int
 from nvrepro.core.tooling.validation import dataclass_from_dict as _from_dict
 
 # Pattern character -> the ModelConfig field holding that layer kind's widths, and a name for
@@ -30,11 +30,6 @@ from nvrepro.core.tooling.validation import dataclass_from_dict as _from_dict
 PATTERN_CHARS: dict[str, str] = {}
 KIND_DESCRIPTIONS: dict[str, str] = {}
 ROPE_SCALINGS = ("none", "linear", "ntk", "yarn", "llama3")  # see nvrepro.core.lm.layers.rope_scaling
-
-
-def _positive_int(value: Any, field_name: str) -> None:
-    require(isinstance(value, int) and not isinstance(value, bool) and value > 0,
-             field_name, f"must be a positive integer, got {value!r}")
 
 
 @dataclass
@@ -68,7 +63,7 @@ class MambaConfig:
 
     def validate(self, prefix: str = "mamba") -> None:
         for name in ("n_heads", "head_dim", "d_state", "n_groups", "d_conv", "chunk_size"):
-            _positive_int(getattr(self, name), f"{prefix}.{name}")
+            require_positive_int(getattr(self, name), f"{prefix}.{name}")
         require(self.n_heads % self.n_groups == 0, f"{prefix}.n_groups",
                  f"must divide n_heads={self.n_heads}, got {self.n_groups}")
         require(0 < self.dt_min <= self.dt_max, f"{prefix}.dt_min",
@@ -102,7 +97,7 @@ class AttentionConfig:
 
     def validate(self, prefix: str = "attention") -> None:
         for name in ("n_heads", "n_kv_heads", "head_dim"):
-            _positive_int(getattr(self, name), f"{prefix}.{name}")
+            require_positive_int(getattr(self, name), f"{prefix}.{name}")
         require(self.n_heads % self.n_kv_heads == 0, f"{prefix}.n_kv_heads",
                  f"must divide n_heads={self.n_heads}, got {self.n_kv_heads}")
         require(not self.rope or self.head_dim % 2 == 0, f"{prefix}.head_dim",
@@ -121,7 +116,7 @@ class AttentionConfig:
         require(self.rope_factor >= 1.0, f"{prefix}.rope_factor",
                  f"the scale s must be >= 1, got {self.rope_factor}")
         if self.rope_scaling in ("yarn", "llama3"):
-            _positive_int(self.rope_original_max_len, f"{prefix}.rope_original_max_len")
+            require_positive_int(self.rope_original_max_len, f"{prefix}.rope_original_max_len")
             require(0 < self.rope_alpha < self.rope_beta, f"{prefix}.rope_alpha",
                      f"need 0 < rope_alpha < rope_beta, got {self.rope_alpha} and {self.rope_beta}")
         require(self.rope_attention_factor is None or self.rope_attention_factor > 0,
@@ -136,7 +131,7 @@ class FFNConfig:
     activation: Literal["relu2", "swiglu"] = "relu2"
 
     def validate(self, prefix: str = "ffn") -> None:
-        _positive_int(self.hidden, f"{prefix}.hidden")
+        require_positive_int(self.hidden, f"{prefix}.hidden")
         require(self.activation in ("relu2", "swiglu"), f"{prefix}.activation",
                  f"must be 'relu2' or 'swiglu', got {self.activation!r}")
 
@@ -185,7 +180,7 @@ class ModelConfig:
         allowed = ", ".join(f"{c!r} ({KIND_DESCRIPTIONS[c]})" for c in PATTERN_CHARS)
         require(not bad, "pattern", f"unknown layer character(s) {bad} in {self.pattern!r}; allowed: {allowed}")
         for name in ("d_model", "vocab_size", "max_seq_len"):
-            _positive_int(getattr(self, name), name)
+            require_positive_int(getattr(self, name), name)
         require(self.norm_eps > 0, "norm_eps", f"must be > 0, got {self.norm_eps}")
         # the widths of the kinds in use, in registration order
         for name in dict.fromkeys(field for c, field in PATTERN_CHARS.items() if c in self.pattern):

@@ -8,10 +8,11 @@
 * :mod:`~nvrepro.core.retrieval.index`: faiss indexes from an ``index_factory`` string, trained and
   filled in batches, saved and reloaded with checks; search and recall@k;
 * :mod:`~nvrepro.core.retrieval.neighbours`: the top-k other-document neighbours of every query
-  chunk, precomputed into an Arrow table (HF ``datasets``).
+  chunk, precomputed into an Arrow table (HF ``datasets``);
+* :mod:`~nvrepro.core.retrieval.database`: ``nvrepro build-db --config``: a corpus through all of
+  the above, with a report (chunks, embed throughput, index, recall@k against exact search, times).
 
-Still to come (see issue 11): ``nvrepro retro build-db`` streaming a corpus through these pieces,
-and the bench row.
+Still to come (see issue 11): sharded filling for paper-size databases, the bench row.
 
 Imports :mod:`nvrepro.core.tooling` only (no Lightning; faiss and sentence-transformers on use).
 """

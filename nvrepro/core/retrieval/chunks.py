@@ -20,7 +20,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from nvrepro.core.tooling.validation import ConfigError
+from nvrepro.core.tooling.validation import require_positive_int
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,7 @@ def iter_document_chunks(docs: Iterable[Sequence[int]], chunk_len: int, pad_id: 
     A partial last chunk is padded with ``pad_id`` (``keep_partial=False`` drops it); documents
     with no chunk are skipped (their id is still counted). One document in memory at a time.
     """
-    if not isinstance(chunk_len, int) or isinstance(chunk_len, bool) or chunk_len < 1:
-        raise ConfigError(f"chunk_len: must be a positive integer, got {chunk_len!r}")
+    require_positive_int(chunk_len, "chunk_len")
     for doc_id, doc in enumerate(docs):
         ids = np.asarray(doc, dtype=np.int64)
         if ids.ndim != 1:

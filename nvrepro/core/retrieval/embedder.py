@@ -42,7 +42,9 @@ class SentenceEmbedder:
         self.model = SentenceTransformer(str(path), device=device)
         self.model.eval()
         self.name = name or (MINILM if model_dir is None else path.name)
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        # renamed get_embedding_dimension in sentence-transformers 6; older releases have only the old name
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
         self.batch_size = batch_size
 
     def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:

@@ -13,6 +13,9 @@ few remain after the exclusion), ``scores`` (their similarities, ``nan`` for ``-
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import numpy as np
 
 from nvrepro.core.retrieval.chunks import exclude_same_document
@@ -46,9 +49,18 @@ def neighbour_table(index, query_vectors: np.ndarray, query_doc_ids: np.ndarray,
         return {"query": rows.tolist(), "neighbours": kept.tolist(), "scores": kept_scores}
 
     table = datasets.Dataset.from_dict({"query": np.arange(len(query_vectors), dtype=np.int64)})
-    was_enabled = datasets.is_progress_bar_enabled()
-    (datasets.enable_progress_bars if progress else datasets.disable_progress_bars)()
-    try:
+    with datasets_progress(progress):
         return table.map(find, batched=True, batch_size=batch_size, desc="neighbours")
-    finally:  # leave the caller's progress-bar setting as it was
+
+
+@contextlib.contextmanager
+def datasets_progress(enabled: bool) -> Iterator[None]:
+    """HF ``datasets`` progress bars on or off inside the block, the caller's setting restored after."""
+    import datasets
+
+    was_enabled = datasets.is_progress_bar_enabled()
+    (datasets.enable_progress_bars if enabled else datasets.disable_progress_bars)()
+    try:
+        yield
+    finally:
         (datasets.enable_progress_bars if was_enabled else datasets.disable_progress_bars)()

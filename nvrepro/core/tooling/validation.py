@@ -20,6 +20,12 @@ def require(ok: bool, field_name: str, message: str) -> None:
         raise ConfigError(f"{field_name}: {message}")
 
 
+def require_positive_int(value: Any, field_name: str) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is an ``int`` (not a bool) above 0."""
+    require(isinstance(value, int) and not isinstance(value, bool) and value > 0,
+            field_name, f"must be a positive integer, got {value!r}")
+
+
 def dataclass_from_dict(cls, data: Any, prefix: str = ""):
     """``cls(**data)`` for a dataclass ``cls``; an unknown key raises :class:`ConfigError` naming it
     (``prefix`` is the dotted path of ``data`` in the enclosing config). An instance passes through."""

@@ -1,0 +1,54 @@
+"""``nvrepro build-db`` end to end on a few documents, with the real embedder."""
+
+import json
+
+import datasets
+import numpy as np
+import pytest
+
+pytest.importorskip("faiss")
+pytest.importorskip("sentence_transformers")
+
+from nvrepro.cli import main  # noqa: E402
+from nvrepro.core.retrieval.database import DatabaseConfig, build_database, load_database_config  # noqa: E402
+from nvrepro.core.retrieval.index import load_index  # noqa: E402
+from nvrepro.core.tooling.paths import CONFIGS_DIR  # noqa: E402
+from nvrepro.core.tooling.validation import ConfigError  # noqa: E402
+
+DOCS = ["The Lord is my shepherd; I shall not want. He makes me lie down in green pastures.",
+        "The LORD is my shepherd, I lack nothing. He lets me lie down in green meadows.",
+        "In the beginning was the Word, and the Word was with God, and the Word was God.",
+        "Stock markets fell on Monday as investors sold shares in technology companies."]
+
+
+def test_build_db_writes_a_consistent_database(tmp_path):
+    for i, d in enumerate(DOCS):
+        (tmp_path / f"doc{i}.txt").write_text(d)
+    cfg = DatabaseConfig(corpus="files", paths=[str(tmp_path / f"doc{i}.txt") for i in range(4)], chunk_len=16,
+                         k=2, extra=8, recall_queries=8, recall_k=3, out_dir=str(tmp_path / "db"))
+    report = build_database(cfg, progress=False)
+    chunks = np.load(tmp_path / "db" / "chunks.npz")
+    n = len(chunks["tokens"])
+    assert report["chunks"] == n == sum(-(-len(d.encode()) // 16) for d in DOCS)  # ceil(bytes / 16) each
+    assert report["recall@3"] == 1.0  # Flat is exact
+    index, info = load_index(tmp_path / "db" / "chunks.faiss", dim=384, embedder="all-MiniLM-L6-v2")
+    assert index.ntotal == n and info.factory == "Flat"
+    table = datasets.load_from_disk(str(tmp_path / "db" / "neighbours"))
+    docs = chunks["doc_ids"]
+    for row in table:
+        assert all(docs[c] != docs[row["query"]] for c in row["neighbours"] if c >= 0)
+    # the psalm's first chunk finds the other translation of it first
+    first = table[0]["neighbours"][0]
+    assert docs[first] == 1 and chunks["chunk_index"][first] == 0
+    assert json.loads((tmp_path / "db" / "report.json").read_text())["chunks"] == n
+
+
+def test_config_and_command_errors_name_the_field(tmp_path, capsys):
+    cfg = load_database_config(CONFIGS_DIR / "retro" / "toy_db.yaml", max_documents=3)
+    assert cfg.max_documents == 3 and cfg.chunk_len == 64
+    with pytest.raises(ConfigError, match="chunk_len"):
+        DatabaseConfig(chunk_len=0)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("database:\n  chunk_size: 64\n")
+    assert main(["build-db", "--config", str(bad)]) == 2
+    assert "database.chunk_size: unknown config key" in capsys.readouterr().err
