@@ -20,10 +20,7 @@ from typing import Sequence
 import torch
 
 from nvrepro.core.evaluation.modes import eval_mode
-
-
-def _device_of(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
+from nvrepro.core.evaluation.supervised import device_of
 
 
 def _by_length(rows: Sequence[Sequence[int]], batch_size: int) -> list[list[int]]:
@@ -47,7 +44,7 @@ def generate_greedy(model: torch.nn.Module, prompts: Sequence[Sequence[int]], ma
     for i, p in enumerate(prompts):
         if len(p) == 0:
             raise ValueError(f"prompts[{i}]: empty prompt")
-    device = _device_of(model)
+    device = device_of(model)
     out: list[list[int] | None] = [None] * len(prompts)
     with eval_mode(model):
         for idx in _by_length(prompts, batch_size):
@@ -67,7 +64,7 @@ def option_logprobs(model: torch.nn.Module, prompt: Sequence[int], options: Sequ
         raise ValueError("prompt: empty")
     if len(options) == 0 or any(len(o) == 0 for o in options):
         raise ValueError("options: need at least one option, each with at least one token")
-    device = _device_of(model)
+    device = device_of(model)
     rows = [list(prompt) + list(o) for o in options]
     scores = torch.empty(len(options), dtype=torch.float64)
     start = len(prompt) - 1  # logits at t predict token t + 1

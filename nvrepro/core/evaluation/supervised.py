@@ -35,7 +35,8 @@ def ids_only(batch: Mapping[str, Any]) -> dict[str, Any]:
     return {"input_ids": batch["input_ids"]}
 
 
-def _device_of(model: torch.nn.Module) -> torch.device:
+def device_of(model: torch.nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (where its inputs must go)."""
     return next(model.parameters()).device
 
 
@@ -84,7 +85,7 @@ def supervised_scores(model: torch.nn.Module, batches: Iterable[Mapping[str, Any
     :func:`eval_mode`. Raises ``ValueError`` when no position is supervised.
     """
     nll, correct, agree, count = 0.0, 0, 0, 0
-    device = _device_of(model)
+    device = device_of(model)
     with eval_mode(model):
         for k, batch in enumerate(batches):
             kwargs = {n: v.to(device) if torch.is_tensor(v) else v for n, v in inputs(batch).items()}
@@ -106,7 +107,7 @@ def supervised_scores(model: torch.nn.Module, batches: Iterable[Mapping[str, Any
 def argmax_predictions(model: torch.nn.Module, batches: Iterable[Mapping[str, Any]], *,
                        inputs: Callable[[Mapping[str, Any]], dict] = ids_only) -> list[torch.Tensor]:
     """The argmax next-token prediction ``(b, l)`` of ``model`` for each batch (on CPU)."""
-    device = _device_of(model)
+    device = device_of(model)
     with eval_mode(model):
         return [model(**{n: v.to(device) if torch.is_tensor(v) else v
                          for n, v in inputs(b).items()}).argmax(-1).cpu() for b in batches]
@@ -122,7 +123,7 @@ def position_losses(model: torch.nn.Module, input_ids: torch.Tensor, labels: tor
                          f"{tuple(input_ids.shape)} and {tuple(labels.shape)}")
     if bool((labels == IGNORE_INDEX).any()):
         raise ValueError("labels: every position must be supervised for a per-position loss")
-    device = _device_of(model)
+    device = device_of(model)
     total = torch.zeros(input_ids.shape[1], dtype=torch.float64)
     with eval_mode(model):
         for i in range(0, len(input_ids), batch_size):

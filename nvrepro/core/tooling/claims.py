@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -207,7 +208,7 @@ def exceeds(high: Sequence[float], low: Sequence[float], what: str, factor: floa
     p_greater = float(stats.mannwhitneyu(high, scaled, alternative="greater", method="exact").pvalue)
     p_less = float(stats.mannwhitneyu(high, scaled, alternative="less", method="exact").pvalue)
     held = True if _significant(p_greater, alpha) else False if _significant(p_less, alpha) else None
-    ratio = _median(high) / _median(low)
+    ratio = statistics.median(high) / statistics.median(low)
     evidence = {"median_ratio": ratio, "factor": factor, "p_greater": p_greater, "p_less": p_less,
                 "alpha": alpha, "n_high": len(high), "n_low": len(low),
                 "test": "one-sided exact Mann-Whitney U"}
@@ -223,12 +224,6 @@ def faster(fast: Sequence[float], slow: Sequence[float], what: str, factor: floa
 
 def _significant(p: float, alpha: float) -> bool:
     return p <= alpha or math.isclose(p, alpha, rel_tol=1e-9)
-
-
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def recorded_judgement(png: str | Path) -> dict:
