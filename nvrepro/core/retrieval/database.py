@@ -134,6 +134,87 @@ def build_database(cfg: DatabaseConfig, progress: bool = True) -> dict:
     return report
 
 
+@dataclass
+class Database:
+    """A built database opened for use: ``chunks`` (:class:`ChunkTable`), the faiss ``index`` and
+    its :class:`IndexInfo`, the precomputed ``neighbours (n, k)`` rows of every chunk (``-1``:
+    none) with their ``scores (n, k)``, the build ``report`` and the ``config`` it was built with.
+    """
+
+    chunks: ChunkTable
+    index: object
+    info: IndexInfo
+    neighbours: np.ndarray
+    scores: np.ndarray
+    report: dict
+    config: DatabaseConfig
+    path: Path
+    _embedder: object = None
+
+    def embedder(self):
+        """The frozen encoder that keyed the index (loaded on first use)."""
+        from nvrepro.core.retrieval.embedder import SentenceEmbedder
+
+        if self._embedder is None:
+            self._embedder = SentenceEmbedder(self.config.embedder_dir)
+        return self._embedder
+
+    def retrieve(self, texts, k: int, query_doc_ids=None, extra: int | None = None,
+                 nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``(q, k)`` and scores ``(q, k)`` of the ``k`` chunks nearest to each query text.
+
+        With ``query_doc_ids (q,)`` (documents of the database), hits from the query's own document
+        are dropped (searching ``k + extra`` candidates); ``-1`` / ``nan`` where too few remain."""
+        from nvrepro.core.retrieval.chunks import exclude_same_document
+
+        vectors = self.embedder().embed(list(texts))
+        if query_doc_ids is None:
+            return search(self.index, vectors, k, nprobe)[::-1]
+        extra = self.config.extra if extra is None else extra
+        scores, ids = search(self.index, vectors, k + extra, nprobe)
+        kept = exclude_same_document(ids, np.asarray(query_doc_ids), self.chunks.doc_ids, k)
+        kept_scores = np.full(kept.shape, np.nan, dtype=np.float32)
+        for r in range(len(kept)):
+            for j, row in enumerate(kept[r]):
+                if row >= 0:
+                    kept_scores[r, j] = scores[r][list(ids[r]).index(row)]
+        return kept, kept_scores
+
+    def neighbour_tokens(self, rows: np.ndarray, pad_id: int) -> np.ndarray:
+        """Token ids ``(*rows.shape, 2 m)`` (chunk then continuation) of database ``rows`` of any
+        shape; a ``-1`` row is all ``pad_id``."""
+        rows = np.asarray(rows)
+        flat = rows.reshape(-1)
+        out = self.chunks.neighbour_tokens(np.where(flat >= 0, flat, 0))
+        out[flat < 0] = pad_id
+        return out.reshape(*rows.shape, out.shape[-1])
+
+
+def open_database(out_dir: str | Path) -> Database:
+    """The database that :func:`build_database` wrote under ``out_dir`` (relative: under the
+    repository root). A missing part raises ``ConfigError`` naming the file."""
+    import datasets
+
+    from nvrepro.core.retrieval.index import load_index
+
+    path = Path(out_dir) if Path(out_dir).is_absolute() else REPO_ROOT / out_dir
+    for name in ("report.json", "chunks.npz", "neighbours"):
+        if not (path / name).exists():
+            raise ConfigError(f"database: {path / name} does not exist; build it with "
+                              "nvrepro build-db --config FILE")
+    report = json.loads((path / "report.json").read_text())
+    cfg = dataclass_from_dict(DatabaseConfig, report["config"], "database")
+    arrays = np.load(path / "chunks.npz")
+    chunks = ChunkTable(arrays["tokens"], arrays["continuation"], arrays["doc_ids"], arrays["chunk_index"])
+    index, info = load_index(path / "chunks.faiss")
+    if info.count != len(chunks):
+        raise ConfigError(f"database: {path / 'chunks.faiss'} holds {info.count} vectors but "
+                          f"{path / 'chunks.npz'} {len(chunks)} chunks")
+    table = datasets.load_from_disk(str(path / "neighbours")).with_format("numpy")
+    return Database(chunks, index, info, np.asarray(table["neighbours"], dtype=np.int64),
+                    np.asarray(table["scores"], dtype=np.float32), report, cfg, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nvrepro build-db", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="a YAML with a `database` section (configs/retro/)")

@@ -52,3 +52,26 @@ def test_config_and_command_errors_name_the_field(tmp_path, capsys):
     bad.write_text("database:\n  chunk_size: 64\n")
     assert main(["build-db", "--config", str(bad)]) == 2
     assert "database.chunk_size: unknown config key" in capsys.readouterr().err
+
+
+def test_open_database_reads_back_what_was_built(tmp_path):
+    from nvrepro.core.retrieval.database import open_database
+
+    for i, d in enumerate(DOCS):
+        (tmp_path / f"doc{i}.txt").write_text(d)
+    cfg = DatabaseConfig(corpus="files", paths=[str(tmp_path / f"doc{i}.txt") for i in range(4)], chunk_len=16,
+                         k=2, extra=8, recall_queries=8, recall_k=3, out_dir=str(tmp_path / "db"))
+    build_database(cfg, progress=False)
+    db = open_database(tmp_path / "db")
+    assert db.neighbours.shape == (len(db.chunks), 2) and db.config.chunk_len == 16
+    # searching a chunk's own text with its document excluded gives the precomputed neighbours
+    row = 0
+    text = DOCS[0].encode()[:16].decode()
+    rows, scores = db.retrieve([text], 2, query_doc_ids=[db.chunks.doc_ids[row]])
+    assert rows[0].tolist() == db.neighbours[row].tolist()
+    np.testing.assert_allclose(scores[0], db.scores[row], rtol=1e-5)
+    tokens = db.neighbour_tokens(np.array([[rows[0][0], -1]]), pad_id=258)
+    assert tokens.shape == (1, 2, 32) and (tokens[0, 1] == 258).all()
+    assert tokens[0, 0, :16].tolist() == db.chunks.tokens[rows[0][0]].tolist()
+    with pytest.raises(ConfigError, match="report.json"):
+        open_database(tmp_path / "nowhere")
