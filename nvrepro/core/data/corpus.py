@@ -110,16 +110,14 @@ def load_corpus(name: str = "web_bible", paths: str | Sequence[str] | None = Non
     return docs
 
 
-def split_documents(docs: Sequence[str], val_fraction: float = 0.05,
-                    seed: int = 0) -> tuple[list[str], list[str]]:
-    """Seeded split by document: ``(train_docs, val_docs)``, each kept in corpus order.
+def split_indices(n: int, val_fraction: float = 0.05, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Seeded split of ``n`` documents by index: ``(train, val)`` index lists, each ascending.
 
     ``round(val_fraction * n)`` documents go to validation, at least one when
     ``val_fraction > 0`` and at least one always stays in training.
     """
     if not (isinstance(val_fraction, (int, float)) and 0.0 <= val_fraction < 1.0):
         raise ConfigError(f"val_fraction: must be in [0, 1), got {val_fraction!r}")
-    n = len(docs)
     n_val = int(round(val_fraction * n))
     if val_fraction > 0:
         n_val = max(n_val, 1)
@@ -128,6 +126,12 @@ def split_documents(docs: Sequence[str], val_fraction: float = 0.05,
         raise ValueError(f"val_fraction: {n} document(s) cannot be split into train and val")
     perm = np.random.default_rng(seed).permutation(n)
     val_idx = set(perm[:n_val].tolist())
-    train = [d for i, d in enumerate(docs) if i not in val_idx]
-    val = [d for i, d in enumerate(docs) if i in val_idx]
-    return train, val
+    return [i for i in range(n) if i not in val_idx], sorted(val_idx)
+
+
+def split_documents(docs: Sequence[str], val_fraction: float = 0.05,
+                    seed: int = 0) -> tuple[list[str], list[str]]:
+    """Seeded split by document: ``(train_docs, val_docs)``, each kept in corpus order
+    (the documents at :func:`split_indices`)."""
+    train, val = split_indices(len(docs), val_fraction, seed)
+    return [docs[i] for i in train], [docs[i] for i in val]

@@ -37,7 +37,8 @@ from nvrepro.core.tooling.validation import ConfigError, dataclass_from_dict, re
 
 @dataclass
 class DatabaseConfig:
-    """Where the text comes from (``corpus``, ``paths``, ``max_documents``; ``tokenizer``), how it
+    """Where the text comes from (``corpus``, ``paths``, ``max_documents``; ``tokenizer``; a seeded
+    ``heldout_fraction`` of the documents is kept out of the database, for evaluation), how it
     is chunked (``chunk_len`` tokens, RETRO's m) and indexed (``factory``, ``train_size``,
     ``embedder_dir``: ``None`` for the packaged MiniLM), how many neighbours to keep (``k``, searched
     among ``k + extra``), the recall check (``recall_queries`` chunks, ``recall_k``), ``seed`` and
@@ -46,6 +47,7 @@ class DatabaseConfig:
     corpus: str = "web_bible"
     paths: list[str] | None = None
     max_documents: int | None = None
+    heldout_fraction: float = 0.0
     tokenizer: str = "byte"
     chunk_len: int = 64
     factory: str = "Flat"
@@ -62,6 +64,8 @@ class DatabaseConfig:
     def __post_init__(self) -> None:
         for name in ("chunk_len", "k", "recall_queries", "recall_k", "batch_size"):
             require_positive_int(getattr(self, name), name)
+        if not 0.0 <= self.heldout_fraction < 1.0:
+            raise ConfigError(f"heldout_fraction: must be in [0, 1), got {self.heldout_fraction!r}")
 
 
 def load_database_config(path: str | Path, **overrides) -> DatabaseConfig:
@@ -77,19 +81,22 @@ def load_database_config(path: str | Path, **overrides) -> DatabaseConfig:
 
 def build_database(cfg: DatabaseConfig, progress: bool = True) -> dict:
     """Build the database of ``cfg`` under ``cfg.out_dir``; returns the report (plain data)."""
-    from nvrepro.core.data.corpus import load_corpus
+    from nvrepro.core.data.corpus import load_corpus, split_indices
     from nvrepro.core.data.tokenizers import build_tokenizer
     from nvrepro.core.retrieval.embedder import SentenceEmbedder
 
     t0 = time.perf_counter()
     docs = load_corpus(cfg.corpus, cfg.paths, max_documents=cfg.max_documents)
-    tokenizer = build_tokenizer(cfg.tokenizer, docs)
+    # Chunks keep the corpus index of their document, so held-out documents are never ids here.
+    in_db, heldout = split_indices(len(docs), cfg.heldout_fraction, cfg.seed)
+    tokenizer = build_tokenizer(cfg.tokenizer, [docs[i] for i in in_db])
     embedder = SentenceEmbedder(cfg.embedder_dir)
     pad = tokenizer.pad_id
     tokens, conts, doc_ids, index_in_doc, vectors = [], [], [], [], []
     embed_seconds = 0.0
-    for doc_id, chunks, continuation in iter_document_chunks((tokenizer.encode(d) for d in docs),
-                                                             cfg.chunk_len, pad):
+    for position, chunks, continuation in iter_document_chunks((tokenizer.encode(docs[i]) for i in in_db),
+                                                               cfg.chunk_len, pad):
+        doc_id = in_db[position]
         texts = [tokenizer.decode(c[c != pad]) for c in chunks]
         start = time.perf_counter()
         vectors.append(embedder.embed(texts))
@@ -121,7 +128,7 @@ def build_database(cfg: DatabaseConfig, progress: bool = True) -> dict:
     with datasets_progress(progress):
         neighbours.save_to_disk(str(out / "neighbours"))
     report = {
-        "documents": len(docs), "chunks": len(table), "chunk_len": cfg.chunk_len,
+        "documents": len(in_db), "heldout_documents": heldout, "chunks": len(table), "chunk_len": cfg.chunk_len,
         "embedder": embedder.name, "dim": embedder.dim,
         "embed_chunks_per_second": len(table) / max(embed_seconds, 1e-9),
         "index": cfg.factory, f"recall@{k}": recall, "recall_queries": len(sample),
@@ -150,6 +157,11 @@ class Database:
     config: DatabaseConfig
     path: Path
     _embedder: object = None
+
+    @property
+    def heldout_documents(self) -> list[int]:
+        """Corpus indices of the documents kept out of the database (``heldout_fraction``)."""
+        return list(self.report.get("heldout_documents", []))
 
     def embedder(self):
         """The frozen encoder that keyed the index (loaded on first use)."""

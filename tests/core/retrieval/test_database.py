@@ -75,3 +75,21 @@ def test_open_database_reads_back_what_was_built(tmp_path):
     assert tokens[0, 0, :16].tolist() == db.chunks.tokens[rows[0][0]].tolist()
     with pytest.raises(ConfigError, match="report.json"):
         open_database(tmp_path / "nowhere")
+
+
+def test_heldout_documents_stay_out_of_the_database(tmp_path):
+    from nvrepro.core.data.corpus import split_indices
+    from nvrepro.core.retrieval.database import open_database
+
+    for i, d in enumerate(DOCS):
+        (tmp_path / f"doc{i}.txt").write_text(d)
+    cfg = DatabaseConfig(corpus="files", paths=[str(tmp_path / f"doc{i}.txt") for i in range(4)], chunk_len=16,
+                         heldout_fraction=0.25, seed=3, k=1, extra=8, recall_queries=4, recall_k=2,
+                         out_dir=str(tmp_path / "db"))
+    build_database(cfg, progress=False)
+    db = open_database(tmp_path / "db")
+    kept, heldout = split_indices(4, 0.25, 3)
+    assert db.heldout_documents == heldout and len(heldout) == 1
+    assert sorted(set(db.chunks.doc_ids.tolist())) == kept  # corpus indices, the held-out one absent
+    with pytest.raises(ConfigError, match="heldout_fraction"):
+        DatabaseConfig(heldout_fraction=1.0)
