@@ -12,5 +12,5 @@
 Imports :mod:`nvrepro.core.tooling` only (no Lightning).
 """
 
-# Registers the built-in layer kinds (M, *, -, X) before any config is validated.
+# Registers the built-in layer kinds (M, *, -, X, C) before any config is validated.
 from nvrepro.core.lm.layers import kinds as _kinds  # noqa: E402,F401

@@ -7,7 +7,8 @@ says which character builds what and which field holds its widths):
 * ``M``: a Mamba-2 mixer (:class:`MambaConfig`),
 * ``*``: causal grouped-query self-attention (:class:`AttentionConfig`),
 * ``-``: a feed-forward network (:class:`FFNConfig`),
-* ``X``: gated cross-attention to a context sequence (widths of :class:`AttentionConfig`).
+* ``X``: gated cross-attention to a context sequence (widths of :class:`AttentionConfig`),
+* ``C``: RETRO's chunked cross-attention to encoded neighbours (widths of :class:`AttentionConfig`).
 
 A pure Transformer is ``"*-*-*-"``; a pure Mamba-2 model is ``"MMMM"``. The same dataclasses
 are what LightningCLI YAMLs under ``configs/`` fill in, so a typo in a YAML key and a typo in
@@ -202,7 +203,8 @@ def model_config_from_yaml(path) -> ModelConfig:
     """The :class:`ModelConfig` inside a LightningCLI YAML (``model.init_args.model``) or a bare one.
 
     This is how notebooks and ``nvrepro info`` build the very model that ``nvrepro fit
-    --config PATH`` trains.
+    --config PATH`` trains. When ``model.class_path`` names a LightningModule with its own
+    ``config_class`` (a :class:`ModelConfig` subclass, e.g. RETRO's), the config has that class.
     """
     import pathlib
 
@@ -213,6 +215,9 @@ def model_config_from_yaml(path) -> ModelConfig:
         raise FileNotFoundError(f"config: no such file {str(path)!r}")
     data = yaml.safe_load(path.read_text()) or {}
     node = data.get("model", data)
+    config_class = ModelConfig
+    if isinstance(node, dict) and isinstance(node.get("class_path"), str):
+        config_class = _module_config_class(node["class_path"], path)
     if isinstance(node, dict) and "init_args" in node:
         node = node["init_args"]
     if isinstance(node, dict) and isinstance(node.get("model"), dict):
@@ -220,4 +225,17 @@ def model_config_from_yaml(path) -> ModelConfig:
     if not isinstance(node, dict) or "pattern" not in node:
         raise ConfigError(f"model: {str(path)!r} holds no model config "
                           "(expected model.init_args.model with a 'pattern')")
-    return ModelConfig.from_dict(node)
+    return config_class.from_dict(node)
+
+
+def _module_config_class(class_path: str, path) -> type:
+    """``config_class`` of the LightningModule at ``class_path`` (``ModelConfig`` if it has none)."""
+    import importlib
+
+    module_name, _, name = class_path.rpartition(".")
+    try:
+        module_class = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError):
+        raise ConfigError(f"model.class_path: {str(path)!r} names {class_path!r}, which cannot be imported") from None
+    config_class = getattr(module_class, "config_class", ModelConfig)
+    return config_class if isinstance(config_class, type) and issubclass(config_class, ModelConfig) else ModelConfig

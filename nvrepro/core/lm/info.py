@@ -36,7 +36,8 @@ class ModelInfo:
 
 def count_parameters(cfg: ModelConfig) -> tuple[int, dict[str, int]]:
     """Total parameters and a breakdown: embedding, one entry per registered layer kind (mamba,
-    attention, ffn, cross_attention, ...; 0 when the pattern has none), final_norm, lm_head.
+    attention, ffn, cross_attention, ...; 0 when the pattern has none), final_norm, lm_head, and
+    one entry per other part of a registered model subclass (e.g. RETRO's ``encoder``).
 
     A layer's pre-norm counts with its layer type; tied embeddings are counted once.
     """
@@ -46,6 +47,9 @@ def count_parameters(cfg: ModelConfig) -> tuple[int, dict[str, int]]:
         breakdown[block.spec.name] += sum(p.numel() for p in block.parameters())
     breakdown["final_norm"] = model.norm_f.weight.numel()
     breakdown["lm_head"] = 0 if cfg.tie_embeddings else model.lm_head.weight.numel()
+    for name, child in model.named_children():
+        if name not in ("embed", "layers", "norm_f", "lm_head"):
+            breakdown[name] = sum(p.numel() for p in child.parameters())
     total = sum(p.numel() for p in model.parameters())  # parameters() de-duplicates tied weights
     assert total == sum(breakdown.values()), "parameter breakdown does not add up"
     return total, breakdown

@@ -178,11 +178,33 @@ def _pick(logits: torch.Tensor, temperature: float, top_k: int | None, generator
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
+# Config class -> model class. A paper whose network extends PatternLM (RETRO adds an encoder)
+# registers its pair, so build_model, nvrepro info and weight loading build the right network.
+MODEL_CLASSES: dict[type, type] = {ModelConfig: PatternLM}
+
+
+def register_model_class(config_class: type, model_class: type) -> None:
+    """Make :func:`build_model` build ``model_class`` for configs of ``config_class``."""
+    if not (isinstance(config_class, type) and issubclass(config_class, ModelConfig)):
+        raise TypeError(f"config_class: must be a ModelConfig subclass, got {config_class!r}")
+    MODEL_CLASSES[config_class] = model_class
+
+
+def model_class_for(cfg: ModelConfig) -> type:
+    """The registered model class of ``cfg``'s config class (nearest registered base class)."""
+    for cls in type(cfg).__mro__:
+        if cls in MODEL_CLASSES:
+            return MODEL_CLASSES[cls]
+    raise TypeError(f"model: no model class registered for {type(cfg).__name__}")
+
+
 def build_model(cfg: ModelConfig | dict, device: torch.device | str | None = None) -> PatternLM:
-    """Build a :class:`PatternLM`; ``device="meta"`` allocates no memory (for counting)."""
+    """Build the model of ``cfg`` (a :class:`PatternLM` for a plain :class:`ModelConfig`, the
+    registered subclass for a paper's config); ``device="meta"`` allocates no memory (for counting)."""
     if isinstance(cfg, dict):
         cfg = ModelConfig.from_dict(cfg)
+    model_class = model_class_for(cfg)
     if device is None:
-        return PatternLM(cfg)
+        return model_class(cfg)
     with torch.device(device):
-        return PatternLM(cfg)
+        return model_class(cfg)

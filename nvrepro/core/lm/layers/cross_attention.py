@@ -1,11 +1,13 @@
-"""Gated cross-attention from the token stream to a ``context`` sequence (pattern character ``X``).
+"""Cross-attention from the token stream to a ``context`` sequence (pattern character ``X``).
 
 Queries come from the hidden states ``x (b, l, d_model)``, keys and values from ``context
-(b, m, d_model)`` (projected image tiles in NVLM-X, retrieved neighbours in RETRO-style models);
-every token sees the whole context (no causal mask, no positions). The output is multiplied by
-``tanh(gate)`` with ``gate`` initialised to 0, so inserting the layer into a trained LM leaves its
-function unchanged at the start of training (Flamingo, Alayrac et al. 2022, Sec. 3.1; NVLM,
-Dai et al. 2024, Sec. 4.2 for NVLM-X). Widths: an :class:`AttentionConfig` (GQA heads).
+(b, m, d_model)`` (projected image tiles in NVLM-X, retrieved neighbours in RETRO); every token
+sees the whole context (no causal mask, no positions). With ``gated=True`` (the ``X`` layer kind)
+the output is multiplied by ``tanh(gate)`` with ``gate`` initialised to 0, so inserting the layer
+into a trained LM leaves its function unchanged at the start of training (Flamingo, Alayrac et
+al. 2022, Sec. 3.1; NVLM, Dai et al. 2024, Sec. 4.2 for NVLM-X). Ungated, the same module is
+RETRO's encoder attention: bidirectional self-attention (``context = x``) and the encoder's
+attention to the decoder's chunk states. Widths: an :class:`AttentionConfig` (GQA heads).
 
 No decoding state: the context does not grow, so each step attends to it afresh.
 """
@@ -19,20 +21,24 @@ from torch import nn
 from nvrepro.core.lm.config import AttentionConfig
 
 
-class GatedCrossAttention(nn.Module):
-    """``forward(x (b, l, d), context (b, m, d)) -> (b, l, d)``: ``tanh(gate) * o(attn(q(x), k(c), v(c)))``."""
+class CrossAttention(nn.Module):
+    """``forward(x (b, l, d), context (b, m, d)) -> (b, l, d)``: ``o(attn(q(x), k(c), v(c)))``,
+    times ``tanh(gate)`` when ``gated``. ``key_padding (b, m)`` bool, optional: ``True`` marks
+    context positions no query may see."""
 
-    def __init__(self, d_model: int, cfg: AttentionConfig):
+    def __init__(self, d_model: int, cfg: AttentionConfig, gated: bool = False):
         super().__init__()
         self.cfg = cfg
         self.q_proj = nn.Linear(d_model, cfg.n_heads * cfg.head_dim, bias=False)
         self.k_proj = nn.Linear(d_model, cfg.n_kv_heads * cfg.head_dim, bias=False)
         self.v_proj = nn.Linear(d_model, cfg.n_kv_heads * cfg.head_dim, bias=False)
         self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, d_model, bias=False)
-        self.gate = nn.Parameter(torch.zeros(1))
-        self.gate._no_weight_decay = True
+        self.gate = nn.Parameter(torch.zeros(1)) if gated else None
+        if gated:
+            self.gate._no_weight_decay = True
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                key_padding: torch.Tensor | None = None) -> torch.Tensor:
         if context is None:
             raise ValueError("context: a cross-attention layer ('X' in the pattern) needs context "
                              "(batch, m, d_model); pass context= to the model")
@@ -46,5 +52,14 @@ class GatedCrossAttention(nn.Module):
         v = self.v_proj(context).view(b, m, kv, hd).transpose(1, 2)
         if kv != h:  # GQA: each key/value head serves h / kv query heads
             k, v = k.repeat_interleave(h // kv, dim=1), v.repeat_interleave(h // kv, dim=1)
-        out = F.scaled_dot_product_attention(q, k, v)  # (b, h, l, hd), no mask
-        return torch.tanh(self.gate) * self.o_proj(out.transpose(1, 2).reshape(b, l, h * hd))
+        mask = None if key_padding is None else ~key_padding[:, None, None, :]  # True: may attend
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (b, h, l, hd)
+        out = self.o_proj(out.transpose(1, 2).reshape(b, l, h * hd))
+        return out if self.gate is None else torch.tanh(self.gate) * out
+
+
+class GatedCrossAttention(CrossAttention):
+    """The ``X`` layer kind: :class:`CrossAttention` with a ``tanh`` gate initialised at 0."""
+
+    def __init__(self, d_model: int, cfg: AttentionConfig):
+        super().__init__(d_model, cfg, gated=True)

@@ -8,8 +8,10 @@ states (``cache``, ``doc_ids``, ``context``) and how to allocate its decoding st
 this table instead of comparing characters, so a new kind (RETRO's chunked cross-attention, a
 vision adapter) is one mixer class plus one :func:`register_layer_kind` call.
 
-Built in: ``M`` Mamba-2, ``*`` causal self-attention, ``-`` FFN, and ``X`` gated cross-attention
-to a ``context`` sequence (:mod:`~nvrepro.core.lm.layers.cross_attention`).
+Built in: ``M`` Mamba-2, ``*`` causal self-attention, ``-`` FFN, ``X`` gated cross-attention
+to a ``context`` sequence (:mod:`~nvrepro.core.lm.layers.cross_attention`) and ``C`` RETRO's
+chunked cross-attention to encoded neighbours
+(:mod:`~nvrepro.core.lm.layers.chunked_cross_attention`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch import nn
 from nvrepro.core.lm import config as config_module
 from nvrepro.core.lm.config import ModelConfig
 from nvrepro.core.lm.layers.attention import CausalSelfAttention
+from nvrepro.core.lm.layers.chunked_cross_attention import ChunkedCrossAttention
 from nvrepro.core.lm.layers.cross_attention import GatedCrossAttention
 from nvrepro.core.lm.layers.mamba2 import Mamba2Mixer, Mamba2State
 from nvrepro.core.lm.layers.mlp import FFN
@@ -98,3 +101,6 @@ FFN_KIND = register_layer_kind(LayerKind(
 CROSS_ATTENTION = register_layer_kind(LayerKind(
     "X", "cross_attention", "attention", lambda cfg: GatedCrossAttention(cfg.d_model, cfg.attention),
     frozenset({"context"}), description="gated cross-attention"))
+CHUNKED_CROSS_ATTENTION = register_layer_kind(LayerKind(
+    "C", "chunked_cross_attention", "attention", lambda cfg: ChunkedCrossAttention(cfg.d_model, cfg.attention),
+    frozenset({"context"}), description="RETRO chunked cross-attention"))
