@@ -103,9 +103,10 @@ def format_info(info: ModelInfo, cfg: ModelConfig, title: str = "") -> str:
     layers = ", ".join(f"{n} {name}" for name, n in info.layers_by_type.items())
     lines.append(f"layers: {cfg.n_layers} ({layers}); d_model {cfg.d_model}; vocab {cfg.vocab_size}")
     lines.append(f"parameters: {info.total_params:,} ({info.total_params / 1e9:.2f}B)")
+    name_width = max(map(len, info.params_by_type))
     for name, n in info.params_by_type.items():
         share = 100 * n / info.total_params
-        lines.append(f"  {name:<11} {n:>16,}  {share:5.1f}%")
+        lines.append(f"  {name:<{name_width}} {n:>16,}  {share:5.1f}%")
     lines.append(f"cache at context {info.context:,}, batch {info.batch}:")
     rows = [(f"KV cache ({info.layers_by_type['attention']} attention layers)", info.kv_cache_bytes),
             (f"SSM+conv state ({info.layers_by_type['mamba']} Mamba layers)", info.ssm_state_bytes),
