@@ -27,19 +27,16 @@ reuses the base and the YaRN arm.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
-
-import lightning as L
 
 from nvrepro.core.lm.model import PatternLM
 from nvrepro.core.tooling.paths import BUILD_DIR, CONFIGS_DIR
 from nvrepro.core.tooling.timing import num_threads
 from nvrepro.core.tooling.profiles import profile_settings
 from nvrepro.core.tooling.validation import ConfigError
-from nvrepro.core.tooling.weight_cache import cache_key, cache_path, load_cached, save_cached, use_cache
-from nvrepro.core.training.fitting import quiet_fit
-from nvrepro.core.training.yaml_fit import datamodule_from_yaml, init_args_from_yaml, module_from_yaml, read_cli_yaml
+from nvrepro.core.tooling.weight_cache import use_cache
+from nvrepro.core.training.arms import train_arm
+from nvrepro.core.training.yaml_fit import datamodule_from_yaml, init_args_from_yaml, module_from_yaml
 from nvrepro.ultralong.evaluate import greedy_predictor, loss_by_position, niah_grid, ruler_scores, short_context_loss
 from nvrepro.ultralong.rope_scaling import METHODS
 from nvrepro.ultralong.tasks import RULER_TASKS
@@ -85,11 +82,6 @@ def data_overrides(p: dict) -> dict:
     return {} if p["max_documents"] is None else {"max_documents": p["max_documents"]}
 
 
-def _fit(module, datamodule, steps: int, progress: bool) -> None:
-    quiet_fit(module, datamodule=datamodule, progress=progress, accelerator="auto", devices=1,
-              max_steps=steps, limit_val_batches=0, gradient_clip_val=1.0)
-
-
 def train(yaml: Path, *, seed: int, steps: int | None = None, init: tuple[str, dict] | None = None,
           model_overrides: dict | None = None, data_overrides: dict | None = None,
           cache: bool = False, progress: bool = False) -> tuple[str, PatternLM]:
@@ -98,33 +90,10 @@ def train(yaml: Path, *, seed: int, steps: int | None = None, init: tuple[str, d
     ``model_overrides`` replace keys of ``model.init_args.model`` (e.g. the RoPE scaling),
     ``data_overrides`` keys of ``data.init_args``; ``steps`` defaults to ``trainer.max_steps``.
     With ``cache`` (callers decide it with :func:`~nvrepro.core.tooling.weight_cache.use_cache`), weights
-    are loaded from, or saved to, ``build/ultralong/``.
+    are loaded from, or saved to, ``build/ultralong/`` (:func:`nvrepro.core.training.arms.train_arm`).
     """
-    _, margs = init_args_from_yaml(yaml, "model")
-    model_cfg = copy.deepcopy(margs["model"])
-    for k, v in (model_overrides or {}).items():
-        if k == "attention":
-            model_cfg["attention"] = {**model_cfg["attention"], **v}
-        else:
-            model_cfg[k] = v
-    steps = steps or int(read_cli_yaml(yaml)["trainer"]["max_steps"])
-    data_overrides = {**(data_overrides or {}), "seed": seed}
-    parts = (Path(yaml).read_text(), model_cfg, data_overrides, steps, seed, init and init[0])
-    key, path = cache_key(*parts), cache_path(CACHE, Path(yaml).stem, *parts, code=TRAINING_CODE)
-    L.seed_everything(seed, verbose=False)
-    extra = {"init_from": None} if "init_from" in margs else {}
-    module = module_from_yaml(yaml, model=model_cfg, **extra)
-    state = load_cached(path) if cache else None
-    if state is not None:
-        module.model.load_state_dict(state)
-        return key, module.model
-    if init is not None:
-        module.model.load_state_dict(init[1])
-    with num_threads(1):
-        _fit(module, datamodule_from_yaml(yaml, **data_overrides), steps, progress)
-    if cache:
-        save_cached(path, module.model.state_dict())
-    return key, module.model
+    return train_arm(yaml, seed=seed, cache_dir=CACHE, steps=steps, init=init, model_overrides=model_overrides,
+                     data_overrides=data_overrides, cache=cache, progress=progress, code=TRAINING_CODE)
 
 
 def pretrain_base(profile: str = "smoke", seed: int = 0, cache: bool | None = None, progress: bool = False

@@ -106,11 +106,12 @@ def test_response_scores_match_masked_lm_loss():
 
 def test_smoke_experiments_never_touch_the_cache(monkeypatch):
     """Smoke runs neither read nor write build/ultralong/, and cannot be asked to."""
+    from nvrepro.core.training import arms
     from nvrepro.ultralong import context_extension, extension
 
     touched = []
-    monkeypatch.setattr(extension, "load_cached", lambda path: touched.append(("load", path)))
-    monkeypatch.setattr(extension, "save_cached", lambda path, payload: touched.append(("save", path)))
+    monkeypatch.setattr(arms, "load_cached", lambda path: touched.append(("load", path)))
+    monkeypatch.setattr(arms, "save_cached", lambda path, payload: touched.append(("save", path)))
     extension.pretrain_base("smoke", seed=0)
     assert touched == []
     with pytest.raises(ValueError, match="only the paper profile"):
