@@ -92,7 +92,7 @@ def database_windows(db, seq_chunks: int, k: int | None = None, pad_id: int | No
     joined, so every window chunk is the database chunk it retrieves for. ``pad_id``: the
     tokenizer's (default: rebuilt from the database, :func:`database_tokenizer`)."""
     k = _check_k(db, k)
-    pad = _pad_id(db) if pad_id is None else pad_id
+    pad = database_pad_id(db) if pad_id is None else pad_id
     m = db.config.chunk_len
     order = np.lexsort((db.chunks.chunk_index, db.chunks.doc_ids))
     docs, starts = np.unique(db.chunks.doc_ids[order], return_index=True)
@@ -136,7 +136,8 @@ def _corpus(db) -> list[str]:
     return load_corpus(db.config.corpus, db.config.paths, max_documents=db.config.max_documents)
 
 
-def _pad_id(db) -> int:
+def database_pad_id(db) -> int:
+    """The pad id of the database's tokenizer (BPE: rebuilt, :func:`database_tokenizer`)."""
     return ByteTokenizer().pad_id if db.config.tokenizer == "byte" else database_tokenizer(db).pad_id
 
 
@@ -209,7 +210,7 @@ def heldout_windows(db, seq_chunks: int, k: int | None = None, tokenizer=None,
     the unit of per-document perplexity."""
     k = _check_k(db, k)
     held = heldout_chunks(db, tokenizer, cache)
-    pad = tokenizer.pad_id if tokenizer is not None else _pad_id(db)
+    pad = tokenizer.pad_id if tokenizer is not None else database_pad_id(db)
     out = []
     for i, (doc, tokens) in enumerate(zip(held.documents, held.tokens)):
         inputs, labels = windows(tokens, db.config.chunk_len, seq_chunks, pad)
