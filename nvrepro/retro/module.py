@@ -10,7 +10,7 @@ YAML changes (``configs/retro/``).
 
 from __future__ import annotations
 
-from nvrepro.core.training.module import CausalLMModule
+from nvrepro.core.training.module import CausalLMModule, OptimConfig
 from nvrepro.retro.model import RetroConfig, RetroLM
 
 
@@ -18,6 +18,10 @@ class RetroLMModule(CausalLMModule):
     """Next-token training of a :class:`RetroLM` (loss on every supervised position)."""
 
     config_class = RetroConfig
+
+    def __init__(self, model: RetroConfig | None = None, optim: OptimConfig | None = None):
+        # Own signature: LightningCLI reads the config's type (RetroConfig's fields) from it.
+        super().__init__(model, optim)
 
     def build_model(self, cfg: RetroConfig) -> RetroLM:
         return RetroLM(cfg)
