@@ -41,7 +41,7 @@ the notebook passes them to ``save_figure``):
 
 The rules the toy claims are judged by (Wilson intervals over pooled probes, paired bootstrap
 intervals over blocks and probes) are :mod:`nvrepro.ultralong.judging`; what the notebooks print
-(summary tables, each claim's verdict part by part) is :mod:`nvrepro.ultralong.report`. The plots of all three
+(summary tables, each claim's verdict part by part) is :mod:`nvrepro.core.tooling.report`. The plots of all three
 stay in one module, :mod:`nvrepro.ultralong.figures`, in one section per notebook: they share the
 house styles per method and the accuracy-vs-length axes, and keeping them apart from the experiment
 modules keeps those short. Exercise checkers: :mod:`nvrepro.ultralong.exercises`.

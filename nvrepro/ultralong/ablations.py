@@ -39,7 +39,7 @@ from nvrepro.ultralong.figures import ABLATION_LABELS
 from nvrepro.core.tooling.claims import all_parts
 from nvrepro.core.tooling.intervals import paired_gain
 from nvrepro.ultralong.judging import lower, not_worse, part, probes_at_sL
-from nvrepro.ultralong.report import table_text
+from nvrepro.core.tooling.report import table_text
 from nvrepro.ultralong.tasks import TaskExample
 
 __all__ = ["ABLATIONS", "ARMS", "INSTRUCT_YAML", "PROFILES", "SFT_LATE_LOSS_TOLERANCE", "SFT_NEEDLE_TOLERANCE",

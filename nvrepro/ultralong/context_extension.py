@@ -25,7 +25,7 @@ from nvrepro.ultralong.extension import (PROFILES, arm_yaml, at_extended_length,
 from nvrepro.core.tooling.claims import all_parts
 from nvrepro.core.tooling.intervals import paired_gain
 from nvrepro.ultralong.judging import lower, not_worse, part, probes_at_sL
-from nvrepro.ultralong.report import table_text
+from nvrepro.core.tooling.report import table_text
 from nvrepro.ultralong.rope_scaling import METHOD_LABELS, METHODS
 
 __all__ = ["LATE_LOSS", "NEEDLE", "NEEDLE_MARGIN", "PROFILES", "RULER", "SHORT_LOSS", "SHORT_LOSS_TOLERANCE",

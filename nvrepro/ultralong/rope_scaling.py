@@ -30,7 +30,7 @@ from nvrepro.core.tooling.paths import CONFIGS_DIR
 from nvrepro.core.tooling.claims import all_parts
 from nvrepro.core.tooling.profiles import profile_settings
 from nvrepro.ultralong.judging import part
-from nvrepro.ultralong.report import table_text
+from nvrepro.core.tooling.report import table_text
 
 METHODS = ("none", "linear", "ntk", "yarn")
 METHOD_LABELS = {"none": "none (extrapolate)", "linear": "PI (linear)", "ntk": "NTK-aware",

@@ -113,3 +113,26 @@ def paired_gain(this: Sequence[float], other: Sequence[float], factor: float = 1
     if len(this) < 2:
         return None
     return bootstrap_mean([factor * b - a for a, b in zip(this, other)], seed=PAIRED_SEED)
+
+
+def bootstrap_difference(a: Sequence[float], b: Sequence[float], confidence: float = 0.95, *,
+                         seed: int = 0, n_resamples: int = 9999) -> Estimate:
+    """``mean(a) - mean(b)`` of two independent groups (``(n_a,)``, ``(n_b,)``, each of at least 2
+    values) with a percentile bootstrap interval, each group resampled on its own (e.g. a gain on
+    held-out documents with vs without near-duplicates in a database). ``n`` of the estimate is
+    the smaller group's size."""
+    _check_confidence(confidence)
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    for name, data in (("a", x), ("b", y)):
+        if data.ndim != 1 or data.size < 2:
+            raise ValueError(f"{name}: need a 1-D sequence of at least 2 numbers, got shape {data.shape}")
+        if not np.all(np.isfinite(data)):
+            raise ValueError(f"{name}: must all be finite")
+    diff = float(x.mean() - y.mean())
+    with np.errstate(all="ignore"):
+        result = stats.bootstrap((x, y), lambda u, v, axis=-1: u.mean(axis=axis) - v.mean(axis=axis),
+                                 confidence_level=confidence, n_resamples=n_resamples, method="percentile",
+                                 vectorized=True, rng=np.random.default_rng(seed))
+    ci = result.confidence_interval
+    return Estimate(diff, float(ci.low), float(ci.high), confidence, int(min(x.size, y.size)),
+                    "bootstrap-percentile-two-sample")

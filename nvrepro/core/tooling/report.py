@@ -1,4 +1,4 @@
-"""What the UltraLong notebooks print: their summary tables (:func:`table_text`) and each claim's
+"""What notebooks print: summary tables (:func:`table_text`) and each claim's
 verdict, part by part with the intervals it was decided on (:func:`show`)."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from nvrepro.core.tooling.claims import Claim, all_parts
 from nvrepro.ultralong.judging import part
-from nvrepro.ultralong.report import show, table_text
+from nvrepro.core.tooling.report import show, table_text
 
 
 def test_table_text_lays_out_fixed_width_columns():
