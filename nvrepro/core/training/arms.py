@@ -3,10 +3,11 @@
 Every paper's notebooks train several arms from YAMLs under ``configs/`` with a few overrides
 (widths for a size sweep, a RoPE scaling, a smaller corpus in the smoke profile) and may start
 from another arm's weights. :func:`train_arm` is that step once: it builds the YAML's module and
-datamodule with the overrides, trains ``steps`` optimizer steps on one device with one thread
-(same seed, same numbers), and, with ``cache``, loads or saves the weights under ``cache_dir``
-keyed by everything that determines them (the YAML text, the overrides, steps, seed, the key of
-the starting weights and the version of the ``code`` that trains; see
+datamodule with the overrides, trains ``steps`` optimizer steps on one device with a fixed
+number of threads (same seed and threads, same numbers), and, with ``cache``, loads or saves the
+weights under ``cache_dir`` keyed by everything that determines them (the YAML text, the
+overrides, steps, seed, threads, the key of the starting weights and the version of the ``code``
+that trains; see
 :mod:`nvrepro.core.tooling.weight_cache`). Returns ``(key, model)``: the key lets a later arm that
 starts from these weights name them in its own key.
 """
@@ -43,7 +44,7 @@ def train_arm(yaml: str | Path, *, seed: int, cache_dir: str | Path, steps: int 
               init: tuple[str, Mapping[str, Any]] | None = None, model_overrides: Mapping[str, Any] | None = None,
               data_overrides: Mapping[str, Any] | None = None, module_overrides: Mapping[str, Any] | None = None,
               trainer: Mapping[str, Any] | None = None, cache: bool = False, progress: bool = False,
-              code: Sequence[str] = ALL_CODE) -> tuple[str, nn.Module]:
+              code: Sequence[str] = ALL_CODE, threads: int = 1) -> tuple[str, nn.Module]:
     """Train the arm of ``yaml``; returns ``(key, model)`` (the module's ``.model``).
 
     ``model_overrides``: keys of ``model.init_args.model`` (:func:`merged_model_config`);
@@ -52,7 +53,8 @@ def train_arm(yaml: str | Path, *, seed: int, cache_dir: str | Path, steps: int 
     ``trainer.max_steps``); ``init = (key, state_dict)``: starting weights; ``trainer``: extra
     ``Trainer`` keywords (default: no validation, gradient clipping at 1). With ``cache``
     (callers decide it with :func:`~nvrepro.core.tooling.weight_cache.use_cache`), weights are
-    loaded from, or saved to, ``cache_dir``.
+    loaded from, or saved to, ``cache_dir``. ``threads``: torch's intra-op threads while training
+    (part of the cache key: float sums differ with the thread count).
     """
     _, margs = init_args_from_yaml(yaml, "model")
     model_cfg = merged_model_config(yaml, model_overrides)
@@ -62,7 +64,7 @@ def train_arm(yaml: str | Path, *, seed: int, cache_dir: str | Path, steps: int 
     if "init_from" in margs:  # the YAML's own starting checkpoint gives way to ``init``
         module_overrides.setdefault("init_from", None)
     parts = (Path(yaml).read_text(), model_cfg, data_overrides, module_overrides, steps, seed,
-             init and init[0], dict(trainer or {}))
+             init and init[0], dict(trainer or {}), threads)
     key, path = cache_key(*parts), cache_path(cache_dir, Path(yaml).stem, *parts, code=code)
     L.seed_everything(seed, verbose=False)
     module = module_from_yaml(yaml, model=model_cfg, **module_overrides)
@@ -73,7 +75,7 @@ def train_arm(yaml: str | Path, *, seed: int, cache_dir: str | Path, steps: int 
     if init is not None:
         module.model.load_state_dict(init[1])
     settings = {"limit_val_batches": 0, "gradient_clip_val": 1.0, **(trainer or {})}
-    with num_threads(1):
+    with num_threads(threads):
         quiet_fit(module, datamodule=datamodule_from_yaml(yaml, **data_overrides), progress=progress,
                   accelerator="auto", devices=1, max_steps=steps, **settings)
     if cache:

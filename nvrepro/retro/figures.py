@@ -1,0 +1,73 @@
+"""Plots for the RETRO track, one section per notebook. Each takes the plain-data result of its
+experiment module's ``run`` and returns the figure; the notebook saves it with the module's claim."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nvrepro.core.tooling.claims import finite
+from nvrepro.core.tooling.figures import new_figure
+from nvrepro.core.tooling.intervals import bootstrap_mean
+
+_ARM = {"gpt": dict(color="C7", marker="s", label="GPT"), "retro": dict(color="C3", marker="o", label="Retro")}
+
+
+# --- 02: the RETRO study ---------------------------------------------------------------------
+
+def plot_study_perplexity(result: dict):
+    """Held-out loss (nats per byte) against d_model for GPT and Retro, mean over held-out
+    documents with 95% bootstrap intervals (left); the per-document gain at each width (right)."""
+    from nvrepro.retro.study import gains, per_document_loss
+
+    widths = sorted(result["widths"], key=int)
+    fig, (ax_loss, ax_gain) = new_figure(1, 2)
+    for arm in ("gpt", "retro"):
+        est = [bootstrap_mean(per_document_loss(result["widths"][w][arm])) for w in widths]
+        ax_loss.errorbar([int(w) for w in widths], [e.value for e in est],
+                         yerr=[[e.value - e.low for e in est], [e.high - e.value for e in est]], capsize=3, **_ARM[arm])
+    ax_loss.set(xlabel="d_model", ylabel="held-out loss (nats / byte)", title="GPT vs Retro, same tokens",
+                xticks=[int(w) for w in widths])
+    ax_loss.legend(frameon=False)
+    data = [gains(result, w) for w in widths]
+    ax_gain.boxplot(data, tick_labels=widths, showfliers=True)
+    ax_gain.axhline(0, color="k", lw=0.8, ls=":")
+    ax_gain.set(xlabel="d_model", ylabel="GPT loss - Retro loss (nats / byte)",
+                title=f"gain per held-out document ({len(data[0])} documents)")
+    return fig
+
+
+def plot_study_overlap(result: dict):
+    """Per held-out document at the main width: Retro's gain over GPT against the overlap of the
+    document with its retrieved neighbours, the threshold of the near-duplicate group marked."""
+    from nvrepro.retro.study import gains, overlap_groups
+
+    g = np.asarray(gains(result, result["main_width"]))
+    overlap = np.asarray([o if finite(o) else np.nan for o in result["overlap"]], dtype=float)
+    fig, ax = new_figure(1, 1)
+    ax.scatter(overlap, g, s=14, color="C3", alpha=0.7)
+    ax.axvline(result["overlap_threshold"], color="k", lw=0.8, ls="--")
+    ax.axhline(0, color="k", lw=0.8, ls=":")
+    for name, group, x in zip(("with near-duplicates", "without"), overlap_groups(result), (0.98, 0.02)):
+        if len(group) >= 2:
+            est = bootstrap_mean(g[group])
+            ax.text(x, 0.95, f"{name}: {len(group)} docs\nmean gain {est}", transform=ax.transAxes,
+                    ha="right" if x > 0.5 else "left", va="top", fontsize=8)
+    ax.set(xlabel=f"overlap with retrieved neighbours (share of {result['overlap_ngram']}-byte n-grams)",
+           ylabel="GPT loss - Retro loss (nats / byte)",
+           title=f"Where Retro gains (d_model {result['main_width']})")
+    return fig
+
+
+def plot_study_repetition(result: dict):
+    """Repetition rate of greedy continuations per prompt, GPT against Retro (one point per prompt;
+    below the diagonal: Retro repeats less)."""
+    from nvrepro.retro.study import REPETITION_NGRAM
+
+    rep = result["generation"]["repetition"]
+    gpt, retro = ([r if finite(r) else np.nan for r in rep[arm]] for arm in ("gpt", "retro"))
+    fig, ax = new_figure(1, 1)
+    ax.scatter(gpt, retro, s=18, color="C3")
+    ax.plot([0, 1], [0, 1], color="k", lw=0.8, ls=":")
+    ax.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), xlabel="GPT repetition rate", ylabel="Retro repetition rate",
+           title=f"Repeated word {REPETITION_NGRAM}-grams in {result['generation']['new_tokens']}-token continuations")
+    return fig
