@@ -36,7 +36,7 @@ from nvrepro.core.tooling.paths import BUILD_DIR, CONFIGS_DIR
 from nvrepro.core.tooling.profiles import profile_settings
 from nvrepro.core.tooling.report import table_text
 from nvrepro.core.tooling.weight_cache import use_cache
-from nvrepro.core.training.arms import merged_model_config, train_arm
+from nvrepro.core.training.arms import train_arm
 from nvrepro.retro.data import DocumentWindows, database_pad_id, database_tokenizer, heldout_windows, open_or_build
 from nvrepro.retro.generation import generate_with_retrieval, repetition_rate
 from nvrepro.retro.overlap import OverlapConfig, document_overlap
