@@ -170,10 +170,11 @@ class HeldoutChunks:
         return slice(int(hits[0]), int(hits[-1]) + 1) if len(hits) else slice(0, 0)
 
 
-def heldout_chunks(db, tokenizer=None, cache: bool = True) -> HeldoutChunks:
+def heldout_chunks(db, tokenizer=None, cache: bool = True, retrieve: bool = True) -> HeldoutChunks:
     """Chunk the held-out documents and retrieve the database's ``k`` neighbours of each chunk's
     text (``db.retrieve``, no exclusion). Cached in ``<db>/heldout_neighbours.npz`` unless
-    ``cache=False``; a cache whose chunks differ from the ones computed now is recomputed."""
+    ``cache=False``; a cache whose chunks differ from the ones computed now is recomputed.
+    ``retrieve=False`` searches nothing (rows ``-1``): the same chunks for a model without retrieval."""
     from nvrepro.core.retrieval.chunks import iter_document_chunks
 
     heldout = db.heldout_documents
@@ -189,6 +190,9 @@ def heldout_chunks(db, tokenizer=None, cache: bool = True) -> HeldoutChunks:
         chunks.append(c)
     chunk_doc = np.concatenate(chunk_doc) if chunks else np.zeros(0, np.int64)
     chunks = np.concatenate(chunks) if chunks else np.zeros((0, m), np.int64)
+    if not retrieve:
+        return HeldoutChunks(list(heldout), tokens, chunk_doc, chunks, np.full((len(chunks), k), -1),
+                             np.full((len(chunks), k), np.nan, dtype=np.float32))
     path = Path(db.path) / CACHE_FILE
     if cache and path.is_file():
         saved = np.load(path)
@@ -203,13 +207,13 @@ def heldout_chunks(db, tokenizer=None, cache: bool = True) -> HeldoutChunks:
     return HeldoutChunks(list(heldout), tokens, chunk_doc, chunks, rows, np.asarray(scores))
 
 
-def heldout_windows(db, seq_chunks: int, k: int | None = None, tokenizer=None,
-                    cache: bool = True) -> list[DocumentWindows]:
+def heldout_windows(db, seq_chunks: int, k: int | None = None, tokenizer=None, cache: bool = True,
+                    retrieve: bool = True) -> list[DocumentWindows]:
     """The held-out documents as :class:`DocumentWindows` (one per document, in
-    ``db.heldout_documents`` order), neighbours retrieved by chunk text (:func:`heldout_chunks`):
-    the unit of per-document perplexity."""
+    ``db.heldout_documents`` order), neighbours retrieved by chunk text (:func:`heldout_chunks`;
+    ``retrieve=False``: none, rows ``-1``): the unit of per-document perplexity."""
     k = _check_k(db, k)
-    held = heldout_chunks(db, tokenizer, cache)
+    held = heldout_chunks(db, tokenizer, cache, retrieve)
     pad = tokenizer.pad_id if tokenizer is not None else database_pad_id(db)
     out = []
     for i, (doc, tokens) in enumerate(zip(held.documents, held.tokens)):
@@ -347,4 +351,5 @@ class RetroDataModule(_TrainValDataModule):
         if stage in (None, "fit") and self.train_dataset is None:
             self.train_dataset = self._dataset(database_windows(db, self.seq_chunks, self.k, self.tokenizer.pad_id))
         if stage in (None, "validate", "test") and self.val_dataset is None:
-            self.val_dataset = self._dataset(heldout_windows(db, self.seq_chunks, self.k, self.tokenizer))
+            self.val_dataset = self._dataset(heldout_windows(db, self.seq_chunks, self.k, self.tokenizer,
+                                                             retrieve=self.retrieval))
