@@ -108,8 +108,8 @@ def database_windows(db, seq_chunks: int, k: int | None = None, pad_id: int | No
 
 def database_tokenizer(db, docs: list[str] | None = None):
     """The tokenizer the database was built with, rebuilt as :func:`build_database` builds it
-    (BPE trains on the database's documents). Raises ``ConfigError`` naming ``tokenizer`` if it
-    does not reproduce the database's first chunk."""
+    (BPE trains on the database's documents). Raises ``ConfigError`` if the corpus read now and
+    the tokenizer do not reproduce the database's first chunk."""
     from nvrepro.core.data.corpus import split_indices
     from nvrepro.core.data.tokenizers import build_tokenizer
 
@@ -120,14 +120,20 @@ def database_tokenizer(db, docs: list[str] | None = None):
         docs = _corpus(db) if docs is None else docs
         tok = build_tokenizer(cfg.tokenizer, [docs[i] for i in split_indices(len(docs), cfg.heldout_fraction,
                                                                                cfg.seed)[0]])
+    return check_corpus(db, _corpus(db) if docs is None else docs, tok)
+
+
+def check_corpus(db, docs: list[str], tokenizer):
+    """``tokenizer`` if it and the corpus ``docs`` reproduce the database's first chunk, else
+    ``ConfigError`` naming ``database.corpus``."""
     if len(db.chunks):
         first = db.chunks.doc_ids[np.flatnonzero(db.chunks.chunk_index == 0)[0]]
-        docs = _corpus(db) if docs is None else docs
-        ids = tok.encode(docs[first])[:cfg.chunk_len]
+        ids = tokenizer.encode(docs[first])[:db.config.chunk_len]
         if ids != db.chunks.tokens[db.chunks.doc_ids == first][0][:len(ids)].tolist():
-            raise ConfigError(f"tokenizer: the {cfg.tokenizer!r} tokenizer rebuilt here does not reproduce "
-                              f"the chunks of the database at {db.path}; rebuild the database")
-    return tok
+            raise ConfigError(f"database.corpus: the corpus and {db.config.tokenizer!r} tokenizer read now do not "
+                              f"reproduce the first chunk of the database at {db.path} (the corpus changed "
+                              "since it was built?); rebuild the database")
+    return tokenizer
 
 
 def _corpus(db) -> list[str]:
@@ -181,7 +187,7 @@ def heldout_chunks(db, tokenizer=None, cache: bool = True, retrieve: bool = True
     require(len(heldout) > 0, "database.heldout_fraction", f"the database at {db.path} keeps no held-out "
             "documents, so there is no validation data; build it with heldout_fraction > 0")
     docs = _corpus(db)
-    tok = database_tokenizer(db, docs) if tokenizer is None else tokenizer
+    tok = database_tokenizer(db, docs) if tokenizer is None else check_corpus(db, docs, tokenizer)
     m, k = db.config.chunk_len, db.neighbours.shape[1]
     tokens = [np.asarray(tok.encode(docs[d]), dtype=np.int64) for d in heldout]
     chunk_doc, chunks = [], []

@@ -148,3 +148,9 @@ def test_errors_name_the_argument(tiny_db_yaml, tmp_path):
     assert len(no_heldout.train_dataloader()) > 0
     with pytest.raises(ConfigError, match="heldout_fraction"):
         no_heldout.val_dataloader()
+    # a corpus edited after the database was built
+    changed = RetroDataModule(write_db_yaml(tmp_path / "changed", DOCS, chunk_len=8), seq_chunks=2)
+    changed.setup("fit")
+    (tmp_path / "changed" / "doc0.txt").write_text("Something else entirely.")
+    with pytest.raises(ConfigError, match="database.corpus: .* do not reproduce"):
+        changed.val_dataloader()
