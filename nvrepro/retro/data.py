@@ -108,8 +108,8 @@ def database_windows(db, seq_chunks: int, k: int | None = None, pad_id: int | No
 
 def database_tokenizer(db, docs: list[str] | None = None):
     """The tokenizer the database was built with, rebuilt as :func:`build_database` builds it
-    (BPE trains on the database's documents). Raises ``ConfigError`` naming ``tokenizer`` if it
-    does not reproduce the database's first chunk."""
+    (BPE trains on the database's documents). Raises ``ConfigError`` if the corpus read now and
+    the tokenizer do not reproduce the database's first chunk."""
     from nvrepro.core.data.corpus import split_indices
     from nvrepro.core.data.tokenizers import build_tokenizer
 
@@ -120,14 +120,20 @@ def database_tokenizer(db, docs: list[str] | None = None):
         docs = _corpus(db) if docs is None else docs
         tok = build_tokenizer(cfg.tokenizer, [docs[i] for i in split_indices(len(docs), cfg.heldout_fraction,
                                                                                cfg.seed)[0]])
+    return check_corpus(db, _corpus(db) if docs is None else docs, tok)
+
+
+def check_corpus(db, docs: list[str], tokenizer):
+    """``tokenizer`` if it and the corpus ``docs`` reproduce the database's first chunk, else
+    ``ConfigError`` naming ``database.corpus``."""
     if len(db.chunks):
         first = db.chunks.doc_ids[np.flatnonzero(db.chunks.chunk_index == 0)[0]]
-        docs = _corpus(db) if docs is None else docs
-        ids = tok.encode(docs[first])[:cfg.chunk_len]
+        ids = tokenizer.encode(docs[first])[:db.config.chunk_len]
         if ids != db.chunks.tokens[db.chunks.doc_ids == first][0][:len(ids)].tolist():
-            raise ConfigError(f"tokenizer: the {cfg.tokenizer!r} tokenizer rebuilt here does not reproduce "
-                              f"the chunks of the database at {db.path}; rebuild the database")
-    return tok
+            raise ConfigError(f"database.corpus: the corpus and {db.config.tokenizer!r} tokenizer read now do not "
+                              f"reproduce the first chunk of the database at {db.path} (the corpus changed "
+                              "since it was built?); rebuild the database")
+    return tokenizer
 
 
 def _corpus(db) -> list[str]:
@@ -170,17 +176,18 @@ class HeldoutChunks:
         return slice(int(hits[0]), int(hits[-1]) + 1) if len(hits) else slice(0, 0)
 
 
-def heldout_chunks(db, tokenizer=None, cache: bool = True) -> HeldoutChunks:
+def heldout_chunks(db, tokenizer=None, cache: bool = True, retrieve: bool = True) -> HeldoutChunks:
     """Chunk the held-out documents and retrieve the database's ``k`` neighbours of each chunk's
     text (``db.retrieve``, no exclusion). Cached in ``<db>/heldout_neighbours.npz`` unless
-    ``cache=False``; a cache whose chunks differ from the ones computed now is recomputed."""
+    ``cache=False``; a cache whose chunks differ from the ones computed now is recomputed.
+    ``retrieve=False`` searches nothing (rows ``-1``): the same chunks for a model without retrieval."""
     from nvrepro.core.retrieval.chunks import iter_document_chunks
 
     heldout = db.heldout_documents
     require(len(heldout) > 0, "database.heldout_fraction", f"the database at {db.path} keeps no held-out "
             "documents, so there is no validation data; build it with heldout_fraction > 0")
     docs = _corpus(db)
-    tok = database_tokenizer(db, docs) if tokenizer is None else tokenizer
+    tok = database_tokenizer(db, docs) if tokenizer is None else check_corpus(db, docs, tokenizer)
     m, k = db.config.chunk_len, db.neighbours.shape[1]
     tokens = [np.asarray(tok.encode(docs[d]), dtype=np.int64) for d in heldout]
     chunk_doc, chunks = [], []
@@ -189,6 +196,9 @@ def heldout_chunks(db, tokenizer=None, cache: bool = True) -> HeldoutChunks:
         chunks.append(c)
     chunk_doc = np.concatenate(chunk_doc) if chunks else np.zeros(0, np.int64)
     chunks = np.concatenate(chunks) if chunks else np.zeros((0, m), np.int64)
+    if not retrieve:
+        return HeldoutChunks(list(heldout), tokens, chunk_doc, chunks, np.full((len(chunks), k), -1),
+                             np.full((len(chunks), k), np.nan, dtype=np.float32))
     path = Path(db.path) / CACHE_FILE
     if cache and path.is_file():
         saved = np.load(path)
@@ -203,13 +213,13 @@ def heldout_chunks(db, tokenizer=None, cache: bool = True) -> HeldoutChunks:
     return HeldoutChunks(list(heldout), tokens, chunk_doc, chunks, rows, np.asarray(scores))
 
 
-def heldout_windows(db, seq_chunks: int, k: int | None = None, tokenizer=None,
-                    cache: bool = True) -> list[DocumentWindows]:
+def heldout_windows(db, seq_chunks: int, k: int | None = None, tokenizer=None, cache: bool = True,
+                    retrieve: bool = True) -> list[DocumentWindows]:
     """The held-out documents as :class:`DocumentWindows` (one per document, in
-    ``db.heldout_documents`` order), neighbours retrieved by chunk text (:func:`heldout_chunks`):
-    the unit of per-document perplexity."""
+    ``db.heldout_documents`` order), neighbours retrieved by chunk text (:func:`heldout_chunks`;
+    ``retrieve=False``: none, rows ``-1``): the unit of per-document perplexity."""
     k = _check_k(db, k)
-    held = heldout_chunks(db, tokenizer, cache)
+    held = heldout_chunks(db, tokenizer, cache, retrieve)
     pad = tokenizer.pad_id if tokenizer is not None else database_pad_id(db)
     out = []
     for i, (doc, tokens) in enumerate(zip(held.documents, held.tokens)):
@@ -347,4 +357,5 @@ class RetroDataModule(_TrainValDataModule):
         if stage in (None, "fit") and self.train_dataset is None:
             self.train_dataset = self._dataset(database_windows(db, self.seq_chunks, self.k, self.tokenizer.pad_id))
         if stage in (None, "validate", "test") and self.val_dataset is None:
-            self.val_dataset = self._dataset(heldout_windows(db, self.seq_chunks, self.k, self.tokenizer))
+            self.val_dataset = self._dataset(heldout_windows(db, self.seq_chunks, self.k, self.tokenizer,
+                                                             retrieve=self.retrieval))

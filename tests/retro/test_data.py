@@ -123,6 +123,10 @@ def test_heldout_windows_retrieve_by_chunk_text_once(dm, monkeypatch):
     assert [w.rows.tolist() for w in heldout_windows(db, 2)] == [d.rows.tolist() for d in docs]
     val = next(iter(dm.val_dataloader()))
     assert val["neighbours"].shape[1:] == (2, 2, 16)
+    # the baseline's validation: the same tokens, nothing searched
+    gpt = RetroDataModule(dm.hparams.database, seq_chunks=2, batch_size=3, retrieval=False)
+    plain = next(iter(gpt.val_dataloader()))
+    assert set(plain) == {"input_ids", "labels"} and plain["input_ids"].equal(val["input_ids"])
 
 
 def test_errors_name_the_argument(tiny_db_yaml, tmp_path):
@@ -144,3 +148,9 @@ def test_errors_name_the_argument(tiny_db_yaml, tmp_path):
     assert len(no_heldout.train_dataloader()) > 0
     with pytest.raises(ConfigError, match="heldout_fraction"):
         no_heldout.val_dataloader()
+    # a corpus edited after the database was built
+    changed = RetroDataModule(write_db_yaml(tmp_path / "changed", DOCS, chunk_len=8), seq_chunks=2)
+    changed.setup("fit")
+    (tmp_path / "changed" / "doc0.txt").write_text("Something else entirely.")
+    with pytest.raises(ConfigError, match="database.corpus: .* do not reproduce"):
+        changed.val_dataloader()
