@@ -49,6 +49,7 @@ CACHE = BUILD_DIR / "retro"
 TRAINING_CODE = ("nvrepro.core", "nvrepro.retro")
 HEAD_DIM = 32  # the sweep keeps the YAML's head width and scales the head count with d_model
 REPETITION_NGRAM = 3  # word trigrams (decided before the first run)
+THREADS = 2  # torch threads while training an arm (the laptop-CPU budget of the paper profile)
 
 # ``widths``: the size sweep (d_model); ``main_width``: the arm of the overlap and repetition
 # claims; ``steps``/``batch_size``: None = the YAMLs'; ``database``: overrides of toy_db.yaml (the
@@ -58,7 +59,7 @@ PROFILES = {
     "smoke": dict(widths=[32], main_width=32, steps=4, batch_size=4,
                   database=dict(max_documents=16, heldout_fraction=0.25, out_dir="build/retro/smoke_db"),
                   prompts=2, prompt_tokens=64, new_tokens=24),
-    "paper": dict(widths=[64, 128, 192], main_width=128, steps=None, batch_size=None, database={},
+    "paper": dict(widths=[32, 64, 96], main_width=64, steps=None, batch_size=None, database={},
                   prompts=32, prompt_tokens=128, new_tokens=192),
 }
 
@@ -99,7 +100,7 @@ def train(arm: str, d_model: int, profile: str, seed: int, cache: bool, progress
         data["batch_size"] = p["batch_size"]
     _, model = train_arm(ARM_YAMLS[arm], seed=seed, cache_dir=CACHE, steps=p["steps"],
                          model_overrides=width_overrides(d_model), data_overrides=data, cache=cache,
-                         progress=progress, code=TRAINING_CODE)
+                         progress=progress, code=TRAINING_CODE, threads=THREADS)
     return model.eval()
 
 
