@@ -71,3 +71,41 @@ def plot_study_repetition(result: dict):
     ax.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), xlabel="GPT repetition rate", ylabel="Retro repetition rate",
            title=f"Repeated word {REPETITION_NGRAM}-grams in {result['generation']['new_tokens']}-token continuations")
     return fig
+
+
+# --- 03: RETRO++ and InstructRetro ---------------------------------------------------------------
+
+# The arms each claim of nvrepro.retro.instruct compares, drawn in colour; the others in grey.
+_QA_CLAIM_ARMS = {"retro_plus_plus": ("instructretro", "retro"), "instructretro_vs_gpt": ("instructretro", "gpt"),
+                  "instructretro_encoder_ablation": ("instructretro", "instructretro_decoder")}
+
+
+def plot_qa_exact_match(result: dict, claim_name: str):
+    """Exact match on the test people's questions per arm (Wilson 95% intervals over questions),
+    the two arms that ``claim_name`` compares in colour; per attribute on the right."""
+    from nvrepro.core.tooling.intervals import wilson
+    from nvrepro.retro.instruct import ARMS
+
+    compared = _QA_CLAIM_ARMS[claim_name]
+    arms = list(result["em"])
+    fig, (ax, ax_attr) = new_figure(1, 2)
+    for i, arm in enumerate(arms):
+        values = result["em"][arm]
+        est = wilson(int(round(sum(values))), len(values))
+        color = ("C3" if arm == compared[0] else "C0") if arm in compared else "0.75"
+        ax.bar(i, est.value, color=color)
+        ax.errorbar(i, est.value, yerr=[[est.value - est.low], [est.high - est.value]], color="k", capsize=4)
+    ax.set_xticks(range(len(arms)), [ARMS[a].replace(" (", "\n(") for a in arms], fontsize=7)
+    ax.set(ylabel="exact match on test questions", ylim=(0, 1),
+           title=f"{len(result['questions'])} questions about unseen people")
+    attributes = sorted(set(result["attributes"]))
+    width = 0.8 / len(compared)
+    for j, arm in enumerate(compared):
+        em = np.asarray(result["em"][arm], dtype=float)
+        ax_attr.bar(np.arange(len(attributes)) + j * width, [em[[a == x for x in result["attributes"]]].mean()
+                                                             for a in attributes], width,
+                    color="C3" if j == 0 else "C0", label=ARMS[arm])
+    ax_attr.set_xticks(np.arange(len(attributes)) + width / 2, attributes)
+    ax_attr.set(ylim=(0, 1), ylabel="exact match", title="by attribute")
+    ax_attr.legend(frameon=False, fontsize=7)
+    return fig

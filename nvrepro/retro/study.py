@@ -93,15 +93,23 @@ def width_overrides(d_model: int) -> dict:
 
 
 def train(arm: str, d_model: int, profile: str, seed: int, cache: bool, progress: bool):
-    """The trained model of ``arm`` (``"gpt"`` or ``"retro"``) at width ``d_model``."""
+    """The trained model of ``arm`` (``"gpt"`` or ``"retro"``) at width ``d_model`` (in eval mode)."""
+    return train_keyed(arm, d_model, profile, seed, cache, progress)[1]
+
+
+def train_keyed(arm: str, d_model: int, profile: str, seed: int, cache: bool, progress: bool,
+                steps: int | None = None, init: tuple[str, dict] | None = None):
+    """``(key, model)`` of ``arm`` at width ``d_model`` trained on the study's data; ``steps`` and
+    ``init`` (starting weights) as in :func:`~nvrepro.core.training.arms.train_arm` (notebook 03
+    continues the study's arms from here)."""
     p = plan(profile)
     data = {"database": str(database_yaml(profile))}
     if p["batch_size"]:
         data["batch_size"] = p["batch_size"]
-    _, model = train_arm(ARM_YAMLS[arm], seed=seed, cache_dir=CACHE, steps=p["steps"],
-                         model_overrides=width_overrides(d_model), data_overrides=data, cache=cache,
-                         progress=progress, code=TRAINING_CODE, threads=THREADS)
-    return model.eval()
+    key, model = train_arm(ARM_YAMLS[arm], seed=seed, cache_dir=CACHE, steps=steps or p["steps"], init=init,
+                           model_overrides=width_overrides(d_model), data_overrides=data, cache=cache,
+                           progress=progress, code=TRAINING_CODE, threads=THREADS)
+    return key, model.eval()
 
 
 def document_losses(model, docs: list[DocumentWindows], db, pad_id: int, retrieval: bool,
