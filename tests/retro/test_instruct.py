@@ -28,6 +28,6 @@ def test_claims_follow_paired_intervals():
 
 
 def test_exercise_truths(capsys):
-    assert check_answer_path("C") is True and check_answer_path("*") is False
-    assert check_retrofit_equivalence(True) is True
-    assert check_ablation_prediction(None, {}) is None
+    assert check_answer_path("C").ok is True and check_answer_path("*").ok is False
+    assert check_retrofit_equivalence(True).ok is True
+    assert check_ablation_prediction(None, {}).ok is None
