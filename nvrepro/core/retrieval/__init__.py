@@ -14,10 +14,13 @@
 * :mod:`~nvrepro.core.retrieval.database`: ``nvrepro build-db --config``: a corpus through all of
   the above, streamed shard by shard, with a report (chunks, embed throughput, index, recall@k
   against exact search, stage times);
+* :mod:`~nvrepro.core.retrieval.bench`: approximate indexes (IVF-Flat, IVF-PQ, HNSW, the study's
+  OPQ,IVF_HNSW,PQ form scaled down) against exact search: queries/s, speed-up, recall@10
+  (``nvrepro bench --only retrieval``);
 * :mod:`~nvrepro.core.retrieval.estimate`: disk and memory of a database of ``n`` chunks (index
   by faiss's layout, chunk tokens, neighbour table), ``nvrepro build-db --estimate``.
 
-Still to come (see issue 11): the bench row.
+Still to come (see issue 11): the RETRO database notebook (notebooks/retro/01_database.ipynb).
 
 Imports :mod:`nvrepro.core.tooling` only (no Lightning; faiss and sentence-transformers on use).
 """
