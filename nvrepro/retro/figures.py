@@ -12,6 +12,34 @@ from nvrepro.core.tooling.intervals import bootstrap_mean
 _ARM = {"gpt": dict(color="C7", marker="s", label="GPT"), "retro": dict(color="C3", marker="o", label="Retro")}
 
 
+# --- 01: the database ---------------------------------------------------------------------------
+
+def plot_index_tradeoff(result: dict):
+    """Recall@k against exact search vs queries per second, one point per index type (the claim's
+    bar drawn: recall and the speed-up over exact search); top-1 similarity of every chunk right."""
+    from nvrepro.retro.database_experiment import APPROXIMATE_LABEL, RECALL_BAR, SPEEDUP_BAR
+
+    fig, (ax, ax_hist) = new_figure(1, 2)
+    flat = next(r for r in result["indexes"] if r["factory"] == "Flat")
+    for i, row in enumerate(result["indexes"]):
+        est = bootstrap_mean(row["per_query_recall"]) if len(row["per_query_recall"]) > 1 else None
+        color = "C3" if row["label"] == APPROXIMATE_LABEL else "k" if row is flat else f"C{i}"
+        ax.errorbar(row["queries_per_second"], row["recall"], color=color, marker="o", capsize=3,
+                    yerr=None if est is None else [[row["recall"] - est.low], [est.high - row["recall"]]])
+        ax.annotate(row["label"], (row["queries_per_second"], row["recall"]), textcoords="offset points",
+                    xytext=(5, -10), fontsize=7)
+    ax.axhline(RECALL_BAR, color="C3", lw=0.8, ls="--")
+    ax.axvline(SPEEDUP_BAR * flat["queries_per_second"], color="C3", lw=0.8, ls=":")
+    ax.set(xscale="log", xlabel=f"queries / s ({result['threads']} thread)", ylabel=f"recall@{result['k']} vs exact",
+           ylim=(min(0.0, ax.get_ylim()[0]), 1.05),
+           title=f"{result['vectors']:,} MiniLM keys, {result['queries']} held-out chunks as queries")
+    scores = np.asarray([s for s in result["top1_scores"] if finite(s)], dtype=float)
+    ax_hist.hist(scores, bins=40, color="C0")
+    ax_hist.set(xlabel="cosine similarity of the top neighbour (other documents)", ylabel="chunks",
+                title="How close is each chunk's nearest neighbour?")
+    return fig
+
+
 # --- 02: the RETRO study ---------------------------------------------------------------------
 
 def plot_study_perplexity(result: dict):
