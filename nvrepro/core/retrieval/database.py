@@ -36,7 +36,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from nvrepro.core.retrieval.chunks import ChunkTable, iter_document_chunks
-from nvrepro.core.retrieval.estimate import format_estimate
+from nvrepro.core.retrieval.estimate import TOKEN_DTYPE, format_estimate
 from nvrepro.core.retrieval.index import (IndexInfo, exact_search_shards, fill_index, new_index, recall_at_k,
                                           save_index, search, training_rows)
 from nvrepro.core.retrieval.neighbours import datasets_progress, neighbours_of
@@ -129,8 +129,10 @@ def _embedded_batches(cfg: DatabaseConfig, documents, tokenizer, embedder, timer
 
     encoded = (tokenizer.encode(text) for _, text in documents)
     for position, chunks, continuation in iter_document_chunks(encoded, cfg.chunk_len, pad):
-        pending["tokens"].append(chunks)
-        pending["continuation"].append(continuation)
+        # Token ids are stored as int32 (vocabularies up to 2^31): half of int64 on disk, which
+        # at the paper's 1.9e10 chunks is terabytes. Readers get int64 (neighbour_tokens).
+        pending["tokens"].append(chunks.astype(TOKEN_DTYPE))
+        pending["continuation"].append(continuation.astype(TOKEN_DTYPE))
         pending["doc_ids"].append(np.full(len(chunks), ids[position], dtype=np.int64))
         pending["chunk_index"].append(np.arange(len(chunks), dtype=np.int64))
         held += len(chunks)
@@ -289,11 +291,11 @@ class Database:
             raise ConfigError(f"database: {self.path / 'shards'} holds no vectors; build with keep_vectors: true") from None
 
     def neighbour_tokens(self, rows: np.ndarray, pad_id: int) -> np.ndarray:
-        """Token ids ``(*rows.shape, 2 m)`` (chunk then continuation) of database ``rows`` of any
-        shape; a ``-1`` row is all ``pad_id``."""
+        """Token ids ``(*rows.shape, 2 m)`` int64 (chunk then continuation) of database ``rows`` of
+        any shape; a ``-1`` row is all ``pad_id``."""
         rows = np.asarray(rows)
         flat = rows.reshape(-1)
-        out = self.chunks.neighbour_tokens(np.where(flat >= 0, flat, 0))
+        out = self.chunks.neighbour_tokens(np.where(flat >= 0, flat, 0)).astype(np.int64)
         out[flat < 0] = pad_id
         return out.reshape(*rows.shape, out.shape[-1])
 

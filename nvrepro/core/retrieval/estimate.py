@@ -14,8 +14,8 @@ arrays, plus headers of a few hundred bytes):
   higher level, a node reaching level ``l`` with probability ``m^-l``, so ``2m + m/(m-1)`` int32
   slots expected per node, plus a 4-byte level and an 8-byte offset.
 
-Chunk tokens as ``build-db`` stores them (:mod:`.shards`): tokens and continuation, int64,
-``2 m x 8`` bytes per chunk, plus 16 bytes of document id and position. The neighbour table
+Chunk tokens as ``build-db`` stores them (:mod:`.shards`): tokens and continuation, int32,
+``2 m x 4`` bytes per chunk, plus 16 bytes of document id and position. The neighbour table
 (Arrow): an int64 query id, ``k`` int64 rows and ``k`` float32 scores in two lists with int32
 offsets: ``16 + 12 k`` bytes per chunk. Build scratch: the vector shards, ``4 d`` bytes per
 chunk, deleted at the end unless ``keep_vectors``.
@@ -26,10 +26,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from nvrepro.core.tooling.validation import ConfigError, require_positive_int
 
 ID_BYTES = 8  # faiss idx_t in an inverted list
-TOKEN_BYTES = 8  # build-db stores token ids as int64
+TOKEN_DTYPE = np.int32  # how build-db stores token ids (any vocabulary below 2^31)
+TOKEN_BYTES = np.dtype(TOKEN_DTYPE).itemsize
 _FACTORY = re.compile(r"^(?:OPQ(?P<opq_m>\d+)(?:_(?P<opq_d>\d+))?,)?"
                       r"(?:(?P<ivf>IVF(?P<nlist>\d+)(?:_HNSW(?P<coarse_m>\d+))?,)(?P<code>Flat|PQ(?P<pq_m>\d+)(?:x(?P<pq_bits>\d+))?)"
                       r"|(?P<top>Flat|HNSW(?P<hnsw_m>\d+)(?:,Flat)?|PQ(?P<top_pq_m>\d+)(?:x(?P<top_pq_bits>\d+))?))$")
@@ -133,7 +136,7 @@ def format_estimate(e: dict) -> str:
         f"index: {human(i['total'])} (codes {human(i['codes'])}, ids {human(i['ids'])}, coarse quantizer "
         f"{human(i['coarse'])}, OPQ {human(i['opq'])}, PQ codebooks {human(i['pq_codebooks'])}, "
         f"HNSW graph {human(i['graph'])})",
-        f"chunk tokens (int64, chunk + continuation): {human(e['chunk_tokens'])}",
+        f"chunk tokens ({np.dtype(TOKEN_DTYPE).name}, chunk + continuation): {human(e['chunk_tokens'])}",
         f"neighbour table: {human(e['neighbours'])}",
         f"vector shards (build scratch, float32): {human(e['vector_shards'])}",
         f"disk after the build: {human(e['disk'])}",

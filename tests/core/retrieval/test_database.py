@@ -149,7 +149,7 @@ def test_ivf_builds_are_deterministic_for_a_seed(tmp_path):
 
 
 def test_estimate_matches_the_files_build_db_writes(tmp_path):
-    """Token storage: the closed form n (2 m 8 + 16) equals the shards' data bytes (each .npy has a
+    """Token storage (int32 token ids): the closed form n (2 m 4 + 16) equals the shards' data bytes (each .npy has a
     128-byte header); the neighbour table is within 10% plus 8 KiB (Arrow metadata and padding)."""
     from nvrepro.core.retrieval.estimate import estimate
 
@@ -159,7 +159,7 @@ def test_estimate_matches_the_files_build_db_writes(tmp_path):
     e = estimate(DatabaseConfig(chunk_len=m, k=2), n, report["dim"])
     files = [p for name in ("tokens", "continuation", "doc_ids", "chunk_index")
              for p in (path / "shards").glob(f"{name}_*.npy")]
-    assert sum(p.stat().st_size - 128 for p in files) == e["chunk_tokens"] == n * (2 * m * 8 + 16)
+    assert sum(p.stat().st_size - 128 for p in files) == e["chunk_tokens"] == n * (2 * m * 4 + 16)
     arrow = sum(p.stat().st_size for p in (path / "neighbours").glob("*.arrow"))
     assert abs(arrow - e["neighbours"]) <= 0.1 * e["neighbours"] + 8192, (arrow, e["neighbours"])
     vectors = sum(p.stat().st_size - 128 for p in (path / "shards").glob("vectors_*.npy"))

@@ -48,7 +48,7 @@ def test_paper_config_estimate_and_closed_forms():
     assert e["chunks"] == n and e["dim"] == 1024
     assert e["index"]["codes"] == 32 * n and e["index"]["ids"] == 8 * n  # PQ32: 32 bytes; int64 ids
     assert e["index"]["opq"] == 4 * 1024 * 64 and e["index"]["pq_codebooks"] == 4 * 256 * 64
-    assert e["chunk_tokens"] == n * (2 * 64 * 8 + 16) and e["neighbours"] == n * (16 + 12 * 2)
+    assert e["chunk_tokens"] == n * (2 * 64 * 4 + 16) and e["neighbours"] == n * (16 + 12 * 2)
     layout = parse_factory("OPQ32_64,IVF65536_HNSW8,PQ32", 1024)
     assert (layout.opq, layout.code_dim, layout.nlist, layout.coarse_hnsw, layout.pq) == (32, 64, 65536, 8, 32)
     with pytest.raises(ConfigError, match="factory"):
