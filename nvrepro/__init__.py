@@ -6,18 +6,20 @@ Where things live, and which way imports go (each line imports only from the lin
     nvrepro/core/tooling/     runner (papermill), gallery (``nvrepro status``), figures + sidecars,
                               claims (text + predicate), intervals, profiles, weight cache, verdicts,
                               timing, paths, validation (ConfigError). No Lightning, no model code.
-    nvrepro/core/lm/          ModelConfig, layers + the layer-kind registry, PatternLM and its
-                              caches, fixed-shape decoding, info (sizes on meta), HF interop.
+    nvrepro/core/lm/          ModelConfig, layers + the layer-kind registry (Mamba-2, attention, FFN,
+                              gated and chunked cross-attention), PatternLM and its caches, the
+                              model-class registry, fixed-shape decoding, info, HF interop.
     nvrepro/core/data/        tokenizers, the local corpus, synthetic tasks, datamodules.
     nvrepro/core/retrieval/   RETRO-style chunks, same-document exclusion, the frozen sentence
                               embedder, faiss indexes, the neighbour table, ``nvrepro build-db``
                               (reads corpora through ``data``).
     nvrepro/core/evaluation/  eval_mode, loss/accuracy over supervised positions, batched
                               generation and option scoring, exact match / token F1, check_number.
-    nvrepro/core/training/    the LightningModule base (LMModule), quiet_fit, progress bar,
+    nvrepro/core/training/    the LightningModule base (CausalLMModule), quiet_fit, progress bar,
                               precision (FP8 as a callback), weights (init_from), YAML runs,
-                              export-hf / import-hf commands.
-    nvrepro/<paper>/          one paper each (hybrid = Nemotron-H, ultralong = UltraLong, ...):
+                              cached experiment arms (train_arm), export-hf / import-hf commands.
+    nvrepro/<paper>/          one paper each (hybrid = Nemotron-H, ultralong = UltraLong,
+                              retro = the RETRO study and InstructRetro, ...):
                               its models, one experiment module per notebook (profiles,
                               ``run(profile, seed)``, claims, plots), exercises. Imports core only,
                               never another paper.

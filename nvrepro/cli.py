@@ -3,7 +3,7 @@
     nvrepro fit|validate|test|predict --config configs/hybrid/toy_hybrid.yaml [--config configs/scale/ddp.yaml]
     nvrepro reproduce [--profile smoke|paper] [--only TRACK]
     nvrepro info --config FILE [--context N] [--batch B]
-    nvrepro bench [--only ssd|mixer|decode]
+    nvrepro bench [--only ssd|mixer|decode|retrieval]
     nvrepro export-hf --config FILE --out DIR  /  nvrepro import-hf --hf DIR --out FILE
     nvrepro status [--write-readme]
     nvrepro build-db --config configs/retro/toy_db.yaml
@@ -33,7 +33,7 @@ USAGE = """usage: nvrepro {fit,validate,test,predict,reproduce,info,bench,export
   fit|validate|test|predict  LightningCLI: --config YAML [--config OVERLAY] [--print_config]
   reproduce                  execute the notebooks with papermill, regenerate figures/
   info                       parameter counts and cache memory of a config (meta device)
-  bench                      speed ratios measured side by side (SSD, Mamba-2 mixer, decode)
+  bench                      speed ratios measured side by side (SSD, Mamba-2 mixer, decode, retrieval)
   export-hf                  write a hybrid model as a transformers NemotronH directory
   import-hf                  read a transformers NemotronH directory back into nvrepro
   status                     the figure gallery and which claims held (from figures/*.json)

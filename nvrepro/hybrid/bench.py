@@ -1,8 +1,8 @@
 """``nvrepro bench``: speed ratios measured side by side in one run (not a test).
 
-    nvrepro bench [--only ssd|mixer|decode ...] [--quick] [--threads N] [--no-compile] [--json FILE]
+    nvrepro bench [--only ssd|mixer|decode|retrieval ...] [--quick] [--threads N] [--no-compile] [--json FILE]
 
-Three comparisons, each a ratio "how many times faster is the first than the second", with
+Four comparisons, each a ratio "how many times faster is the first than the second", with
 both sides timed interleaved in the same process (:mod:`nvrepro.core.tooling.timing`):
 
 * ``ssd``: chunked SSD (Mamba-2 Sec. 6) vs the token-by-token recurrence, forward + backward,
@@ -17,6 +17,11 @@ both sides timed interleaved in the same process (:mod:`nvrepro.core.tooling.tim
   steps and once with compiled ones (:mod:`nvrepro.core.lm.decoding`: the fixed-shape work
   between attention cores fused by torch.compile, for both models alike). At toy widths an
   eager step is mostly per-op dispatch, which hides the difference in what the two models read.
+* ``retrieval``: approximate faiss indexes (IVF-Flat, IVF-PQ, HNSW, the RETRO study's
+  OPQ,IVF_HNSW,PQ form scaled down) vs exact Flat search, queries/s on 1,000 queries over 10^5
+  seeded synthetic clustered unit vectors of dimension 384, with each index's recall@10 against
+  Flat (:mod:`nvrepro.core.retrieval.bench`; faiss uses its own threads). No target: the ratio
+  and the recall are read together.
 
 Targets (on a 2-core laptop CPU): chunked >= 10x the recurrence at L=2048; ours not slower than
 transformers'; hybrid >= 3x the Transformer's tokens/s at 16K (compiled steps). ``--quick`` runs tiny sizes in
@@ -46,20 +51,22 @@ from nvrepro.core.tooling.paths import CONFIGS_DIR
 from nvrepro.core.tooling.timing import available_cores, forward_backward, measure_side_by_side, num_threads
 
 DEFAULT_CONFIG = CONFIGS_DIR / "hybrid" / "toy_hybrid.yaml"
-BENCHES = ("ssd", "mixer", "decode")
+BENCHES = ("ssd", "mixer", "decode", "retrieval")
 
 # Sizes per mode. "targets": the length/context at which the issue's target is judged.
 SIZES = {
     "full": dict(ssd_lengths=[512, 2048, 8192], ssd_batch=1, naive_single_from=8192,
                  mixer_lengths=[512, 2048], mixer_batch=2,
                  contexts=[1024, 4096, 16384], decode_steps=16, decode_modes=["eager", "compiled"],
-                 repeats=5, warmup=1,
+                 repeats=5, warmup=1, retrieval_n=100_000, retrieval_queries=1000,
                  # decode: judged on the compiled steppers (the eager rows show the overhead).
                  targets={"ssd": (2048, 10.0), "mixer": (None, 1.0), "decode": (16384, 3.0, "compiled")}),
     "quick": dict(ssd_lengths=[64, 128], ssd_batch=1, naive_single_from=128,
                   mixer_lengths=[64], mixer_batch=1,
                   contexts=[32, 64], decode_steps=2, decode_modes=["eager"],
-                  repeats=1, warmup=0, targets={}),
+                  repeats=1, warmup=0, retrieval_n=2000, retrieval_queries=50,
+                  # OPQ and PQ training take minutes on a busy CPU: the quick run skips them
+                  retrieval_indexes=["Flat (exact)", "IVF-Flat", "HNSW32"], targets={}),
 }
 
 
@@ -257,6 +264,29 @@ def bench_decode(cfg: ModelConfig, sizes: dict, seed: int = 0) -> list[Row]:
     return rows
 
 
+# --- retrieval: approximate faiss indexes vs exact search ----------------------------------
+
+def bench_retrieval(cfg: ModelConfig, sizes: dict, seed: int = 0) -> list[Row]:
+    """Queries/s of each approximate index of :mod:`nvrepro.core.retrieval.bench` against exact
+    ``Flat`` search on seeded synthetic clustered unit vectors (384 dims, MiniLM's), with its
+    recall@10 against Flat in the note. ``cfg`` is unused (the other benches' signature)."""
+    from nvrepro.core.retrieval import bench as retrieval
+
+    result = retrieval.run(sizes["retrieval_n"], 384, sizes["retrieval_queries"], repeats=max(3, sizes["repeats"]),
+                           seed=seed, labels=sizes.get("retrieval_indexes"))
+    flat = next(r for r in result["rows"] if r["factory"] == "Flat")
+    print(f"retrieval: {result['data']}")
+    return [Row("retrieval", f"n={result['n']:,} d={result['dim']}", f"{r['factory']} {_params(r['params'])}".strip(),
+                "Flat (exact)", "q/s", r["queries_per_second"], flat["queries_per_second"], r["speedup"], None,
+                {"search": len(r["search_seconds"])},
+                f"recall@{result['k']} {r['recall']:.3f}, built in {r['build_seconds']:.1f} s")
+            for r in result["rows"] if r is not flat]
+
+
+def _params(params: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in params.items())
+
+
 # --- report --------------------------------------------------------------------------------
 
 def format_table(rows: list[Row]) -> str:
@@ -286,7 +316,7 @@ def run(only: list[str] | None = None, quick: bool = False, threads: int | None 
     threads = threads or available_cores()
     load = _load_average()  # before we add our own
     rows: list[Row] = []
-    benches = {"ssd": bench_ssd, "mixer": bench_mixer, "decode": bench_decode}
+    benches = {"ssd": bench_ssd, "mixer": bench_mixer, "decode": bench_decode, "retrieval": bench_retrieval}
     with num_threads(threads) as used:
         for name in only or BENCHES:
             rows += benches[name](cfg, sizes, seed)

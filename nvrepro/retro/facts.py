@@ -143,13 +143,15 @@ def write_fact_corpus(path: str | Path, num_entities: int = 200, seed: int = 0, 
 
 
 def fact_database_config(folder: str | Path, num_entities: int = 200, seed: int = 0, **database):
-    """Write the fact corpus under ``folder/corpus`` and return the :class:`DatabaseConfig` that
-    indexes it into ``folder/db`` (every passage in the database; byte tokens; ``database``
-    overrides fields such as ``chunk_len``)."""
+    """Write the fact corpus under ``folder/corpus`` (unless it is there already) and return the
+    :class:`DatabaseConfig` that indexes it into ``folder/db`` (every passage in the database; byte
+    tokens; ``database`` overrides fields such as ``chunk_len``)."""
     from nvrepro.core.retrieval.database import DatabaseConfig
 
     folder = Path(folder)
-    corpus = write_fact_corpus(folder / "corpus", num_entities, seed)
+    corpus = folder / "corpus"
+    if not (corpus / "dataset_info.json").exists():  # written once: a reopened database reads it back
+        write_fact_corpus(corpus, num_entities, seed)
     fields = dict(corpus="hf_disk", paths=[str(corpus)], heldout_fraction=0.0, seed=seed,
                   out_dir=str(folder / "db"))
     return DatabaseConfig(**{**fields, **database})

@@ -12,6 +12,34 @@ from nvrepro.core.tooling.intervals import bootstrap_mean
 _ARM = {"gpt": dict(color="C7", marker="s", label="GPT"), "retro": dict(color="C3", marker="o", label="Retro")}
 
 
+# --- 01: the database ---------------------------------------------------------------------------
+
+def plot_index_tradeoff(result: dict):
+    """Recall@k against exact search vs queries per second, one point per index type (the claim's
+    bar drawn: recall and the speed-up over exact search); top-1 similarity of every chunk right."""
+    from nvrepro.retro.database_experiment import APPROXIMATE_LABEL, RECALL_BAR, SPEEDUP_BAR
+
+    fig, (ax, ax_hist) = new_figure(1, 2)
+    flat = next(r for r in result["indexes"] if r["factory"] == "Flat")
+    for i, row in enumerate(result["indexes"]):
+        est = bootstrap_mean(row["per_query_recall"]) if len(row["per_query_recall"]) > 1 else None
+        color = "C3" if row["label"] == APPROXIMATE_LABEL else "k" if row is flat else f"C{i}"
+        ax.errorbar(row["queries_per_second"], row["recall"], color=color, marker="o", capsize=3,
+                    yerr=None if est is None else [[row["recall"] - est.low], [est.high - row["recall"]]])
+        ax.annotate(row["label"], (row["queries_per_second"], row["recall"]), textcoords="offset points",
+                    xytext=(5, -10), fontsize=7)
+    ax.axhline(RECALL_BAR, color="C3", lw=0.8, ls="--")
+    ax.axvline(SPEEDUP_BAR * flat["queries_per_second"], color="C3", lw=0.8, ls=":")
+    ax.set(xscale="log", xlabel=f"queries / s ({result['threads']} thread)", ylabel=f"recall@{result['k']} vs exact",
+           ylim=(min(0.0, ax.get_ylim()[0]), 1.05),
+           title=f"{result['vectors']:,} MiniLM keys, {result['queries']} held-out chunks as queries")
+    scores = np.asarray([s for s in result["top1_scores"] if finite(s)], dtype=float)
+    ax_hist.hist(scores, bins=40, color="C0")
+    ax_hist.set(xlabel="cosine similarity of the top neighbour (other documents)", ylabel="chunks",
+                title="How close is each chunk's nearest neighbour?")
+    return fig
+
+
 # --- 02: the RETRO study ---------------------------------------------------------------------
 
 def plot_study_perplexity(result: dict):
@@ -70,4 +98,42 @@ def plot_study_repetition(result: dict):
     ax.plot([0, 1], [0, 1], color="k", lw=0.8, ls=":")
     ax.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), xlabel="GPT repetition rate", ylabel="Retro repetition rate",
            title=f"Repeated word {REPETITION_NGRAM}-grams in {result['generation']['new_tokens']}-token continuations")
+    return fig
+
+
+# --- 03: RETRO++ and InstructRetro ---------------------------------------------------------------
+
+# The arms each claim of nvrepro.retro.instruct compares, drawn in colour; the others in grey.
+_QA_CLAIM_ARMS = {"retro_plus_plus": ("instructretro", "retro"), "instructretro_vs_gpt": ("instructretro", "gpt"),
+                  "instructretro_encoder_ablation": ("instructretro", "instructretro_decoder")}
+
+
+def plot_qa_exact_match(result: dict, claim_name: str):
+    """Exact match on the test people's questions per arm (Wilson 95% intervals over questions),
+    the two arms that ``claim_name`` compares in colour; per attribute on the right."""
+    from nvrepro.core.tooling.intervals import wilson
+    from nvrepro.retro.instruct import ARMS
+
+    compared = _QA_CLAIM_ARMS[claim_name]
+    arms = list(result["em"])
+    fig, (ax, ax_attr) = new_figure(1, 2)
+    for i, arm in enumerate(arms):
+        values = result["em"][arm]
+        est = wilson(int(round(sum(values))), len(values))
+        color = ("C3" if arm == compared[0] else "C0") if arm in compared else "0.75"
+        ax.bar(i, est.value, color=color)
+        ax.errorbar(i, est.value, yerr=[[est.value - est.low], [est.high - est.value]], color="k", capsize=4)
+    ax.set_xticks(range(len(arms)), [ARMS[a].replace(" (", "\n(") for a in arms], fontsize=7)
+    ax.set(ylabel="exact match on test questions", ylim=(0, 1),
+           title=f"{len(result['questions'])} questions about unseen people")
+    attributes = sorted(set(result["attributes"]))
+    width = 0.8 / len(compared)
+    for j, arm in enumerate(compared):
+        em = np.asarray(result["em"][arm], dtype=float)
+        ax_attr.bar(np.arange(len(attributes)) + j * width, [em[[a == x for x in result["attributes"]]].mean()
+                                                             for a in attributes], width,
+                    color="C3" if j == 0 else "C0", label=ARMS[arm])
+    ax_attr.set_xticks(np.arange(len(attributes)) + width / 2, attributes)
+    ax_attr.set(ylim=(0, 1), ylabel="exact match", title="by attribute")
+    ax_attr.legend(frameon=False, fontsize=7)
     return fig

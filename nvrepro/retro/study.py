@@ -21,7 +21,6 @@ The experiment's shape, as in the other tracks: :data:`PROFILES`, :func:`run` (p
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -29,7 +28,6 @@ import torch
 import yaml
 
 from nvrepro.core.evaluation.supervised import supervised_scores
-from nvrepro.core.retrieval.database import load_database_config
 from nvrepro.core.tooling.claims import Claim, Judgement, all_parts, at_least_threshold, finite, not_applicable
 from nvrepro.core.tooling.intervals import bootstrap_difference, bootstrap_mean, paired_gain
 from nvrepro.core.tooling.paths import BUILD_DIR, CONFIGS_DIR
@@ -37,12 +35,12 @@ from nvrepro.core.tooling.profiles import profile_settings
 from nvrepro.core.tooling.report import table_text
 from nvrepro.core.tooling.weight_cache import use_cache
 from nvrepro.core.training.arms import train_arm
-from nvrepro.retro.data import DocumentWindows, database_pad_id, database_tokenizer, heldout_windows, open_or_build
+from nvrepro.retro.data import DocumentWindows, database_pad_id, database_tokenizer, heldout_windows
+from nvrepro.retro.database_experiment import database_yaml, open_database
 from nvrepro.retro.generation import generate_with_retrieval, repetition_rate
 from nvrepro.retro.overlap import OverlapConfig, document_overlap
 
 CONFIGS = CONFIGS_DIR / "retro"
-DB_YAML = CONFIGS / "toy_db.yaml"
 ARM_YAMLS = {"gpt": CONFIGS / "toy_gpt.yaml", "retro": CONFIGS / "toy_retro.yaml"}
 CACHE = BUILD_DIR / "retro"
 # The code whose changes invalidate cached weights (nvrepro.core.tooling.weight_cache.code_version).
@@ -52,35 +50,19 @@ REPETITION_NGRAM = 3  # word trigrams (decided before the first run)
 THREADS = 2  # torch threads while training an arm (the laptop-CPU budget of the paper profile)
 
 # ``widths``: the size sweep (d_model); ``main_width``: the arm of the overlap and repetition
-# claims; ``steps``/``batch_size``: None = the YAMLs'; ``database``: overrides of toy_db.yaml (the
-# smoke database is a few chapters); generation: ``prompts`` held-out chapters, the first
-# ``prompt_tokens`` tokens of each continued greedily by ``new_tokens``.
+# claims; ``steps``/``batch_size``: None = the YAMLs'; the database is notebook 01's
+# (nvrepro.retro.database_experiment.database_yaml); generation: ``prompts`` held-out chapters,
+# the first ``prompt_tokens`` tokens of each continued greedily by ``new_tokens``.
 PROFILES = {
-    "smoke": dict(widths=[32], main_width=32, steps=4, batch_size=4,
-                  database=dict(max_documents=16, heldout_fraction=0.25, out_dir="build/retro/smoke_db"),
-                  prompts=2, prompt_tokens=64, new_tokens=24),
-    "paper": dict(widths=[32, 64, 96], main_width=64, steps=None, batch_size=None, database={},
-                  prompts=32, prompt_tokens=128, new_tokens=192),
+    "smoke": dict(widths=[32], main_width=32, steps=4, batch_size=4, prompts=2, prompt_tokens=64, new_tokens=24),
+    "paper": dict(widths=[32, 64, 96], main_width=64, steps=None, batch_size=None, prompts=32, prompt_tokens=128,
+                  new_tokens=192),
 }
 
 
 def plan(profile: str) -> dict:
     """The settings of ``profile`` (:data:`PROFILES`); a clear error for an unknown one."""
     return profile_settings(PROFILES, profile)
-
-
-def database_yaml(profile: str) -> Path:
-    """The database YAML of ``profile``: ``configs/retro/toy_db.yaml``, or a copy with the profile's
-    overrides written under ``build/retro/`` (the data module reads a YAML path)."""
-    overrides = plan(profile)["database"]
-    if not overrides:
-        return DB_YAML
-    data = yaml.safe_load(DB_YAML.read_text())
-    data["database"].update(overrides)
-    path = CACHE / f"{profile}_db.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def width_overrides(d_model: int) -> dict:
@@ -93,15 +75,23 @@ def width_overrides(d_model: int) -> dict:
 
 
 def train(arm: str, d_model: int, profile: str, seed: int, cache: bool, progress: bool):
-    """The trained model of ``arm`` (``"gpt"`` or ``"retro"``) at width ``d_model``."""
+    """The trained model of ``arm`` (``"gpt"`` or ``"retro"``) at width ``d_model`` (in eval mode)."""
+    return train_keyed(arm, d_model, profile, seed, cache, progress)[1]
+
+
+def train_keyed(arm: str, d_model: int, profile: str, seed: int, cache: bool, progress: bool,
+                steps: int | None = None, init: tuple[str, dict] | None = None):
+    """``(key, model)`` of ``arm`` at width ``d_model`` trained on the study's data; ``steps`` and
+    ``init`` (starting weights) as in :func:`~nvrepro.core.training.arms.train_arm` (notebook 03
+    continues the study's arms from here)."""
     p = plan(profile)
     data = {"database": str(database_yaml(profile))}
     if p["batch_size"]:
         data["batch_size"] = p["batch_size"]
-    _, model = train_arm(ARM_YAMLS[arm], seed=seed, cache_dir=CACHE, steps=p["steps"],
-                         model_overrides=width_overrides(d_model), data_overrides=data, cache=cache,
-                         progress=progress, code=TRAINING_CODE, threads=THREADS)
-    return model.eval()
+    key, model = train_arm(ARM_YAMLS[arm], seed=seed, cache_dir=CACHE, steps=steps or p["steps"], init=init,
+                           model_overrides=width_overrides(d_model), data_overrides=data, cache=cache,
+                           progress=progress, code=TRAINING_CODE, threads=THREADS)
+    return key, model.eval()
 
 
 def document_losses(model, docs: list[DocumentWindows], db, pad_id: int, retrieval: bool,
@@ -167,7 +157,7 @@ def run(profile: str = "smoke", seed: int = 0, cache: bool | None = None, progre
 
     p = plan(profile)
     cache = use_cache(profile, cache)
-    db = open_or_build(load_database_config(database_yaml(profile)), progress=progress)
+    db = open_database(profile, progress)
     tokenizer, pad = database_tokenizer(db), database_pad_id(db)
     seq_chunks = int(yaml.safe_load(ARM_YAMLS["retro"].read_text())["data"]["init_args"]["seq_chunks"])
     held = heldout_chunks(db)

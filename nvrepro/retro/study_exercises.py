@@ -1,5 +1,6 @@
 """Checkers for the exercises of notebook 02 (the RETRO study). Each prints whether the answer
-holds and why, and returns ``True``/``False`` (``None`` when nothing was answered yet).
+holds and why, and returns a :class:`~nvrepro.core.tooling.verdicts.Check` (``ok`` ``None`` when
+nothing was answered yet).
 
 The truth comes from the model, not from a formula restated here: the checkers build a small
 :class:`~nvrepro.retro.model.RetroLM`, perturb the neighbours of one chunk and see which logits move.
@@ -11,6 +12,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from nvrepro.core.tooling.verdicts import Check, call_student, check_claim_prediction, check_number, report
 from nvrepro.retro.model import RetroConfig, RetroLM, retro_pattern
 
 
@@ -37,54 +39,43 @@ def first_position_seeing(chunk: int, chunk_len: int, chunks: int = 6, seed: int
     return int(hits[0]) if len(hits) else -1
 
 
-def _report(ok: bool, message: str) -> bool:
-    print(("Correct. " if ok else "Not yet. ") + message)
-    return ok
-
-
-def check_first_position(answer: int | None, chunk: int = 2, chunk_len: int = 64) -> bool | None:
+def check_first_position(answer: int | None, chunk: int = 2, chunk_len: int = 64, *, verbose: bool = True) -> Check:
     """Exercise (a): the first position (0-based) that can use the neighbours retrieved for
     ``chunk`` when chunks have ``chunk_len`` tokens."""
-    if answer is None:
-        print("Set `answer` to a position, then rerun the cell.")
-        return None
     truth = first_position_seeing(chunk, chunk_len)
-    return _report(int(answer) == truth,
-                   f"Perturbing the neighbours of chunk {chunk} (m = {chunk_len}) first moves the logits at "
-                   f"position {truth}: the last token of that chunk, the first that has read all of it."
-                   + ("" if int(answer) == truth else f" You said {answer}."))
+    return check_number(answer, truth, what="a position", verbose=verbose,
+                        slips=((chunk * chunk_len, "that is the chunk's first token, which has not read the chunk yet"),
+                               ((chunk + 1) * chunk_len, "one too late: the chunk's last token already may")),
+                        why=f"perturbing the neighbours of chunk {chunk} (m = {chunk_len}) first moves the logits at "
+                            f"position {truth}: the chunk's last token, the first that has read all of it.")
 
 
-def check_shift(fn: Callable[[int, int], int] | None, chunk_len: int = 4, positions: int = 24) -> bool | None:
+def check_shift(fn: Callable[[int, int], int] | None, chunk_len: int = 4, positions: int = 24, *,
+                verbose: bool = True) -> Check:
     """Exercise (b): ``fn(position, chunk_len) -> chunk`` whose neighbours that position attends to
     (``-1`` for none), compared with what a random Retro's logits show for every position."""
-    if fn is None:
-        print("Write `shifted_chunk(position, chunk_len)`, then rerun the cell.")
-        return None
     chunks = positions // chunk_len
     truth = [-1] * positions
     # A chunk's perturbation moves every later position too (through self-attention), so the chunk a
     # position attends to directly is the latest one whose perturbation reaches it.
     for chunk in range(chunks):
-        first = first_position_seeing(chunk, chunk_len, chunks)
-        for p in range(max(first, 0), positions):
+        for p in range(max(first_position_seeing(chunk, chunk_len, chunks), 0), positions):
             truth[p] = chunk
-    wrong = [(p, fn(p, chunk_len), truth[p]) for p in range(positions) if fn(p, chunk_len) != truth[p]]
-    return _report(not wrong, "every position matches the shift measured on the model." if not wrong else
-                   f"{len(wrong)} positions differ, e.g. position {wrong[0][0]}: yours {wrong[0][1]}, "
-                   f"measured {wrong[0][2]}.")
+    got = []
+    for p in range(positions):
+        value, failed = call_student(fn, p, chunk_len, name="shifted_chunk")
+        if failed is not None:
+            return report(failed, verbose)
+        got.append(value)
+    wrong = [(p, g, t) for p, (g, t) in enumerate(zip(got, truth)) if g != t]
+    return report(Check(not wrong, "every position matches the shift measured on the model." if not wrong else
+                        f"{len(wrong)} of {positions} positions differ, e.g. position {wrong[0][0]}: yours "
+                        f"{wrong[0][1]}, measured {wrong[0][2]}."), verbose)
 
 
-def check_overlap_prediction(prediction: bool | None, result: Mapping[str, Any]) -> bool | None:
+def check_overlap_prediction(prediction: bool | None, result: Mapping[str, Any], *, verbose: bool = True) -> Check:
     """Exercise (c): predicted whether Retro's gain is larger on held-out documents with
     near-duplicate passages in the database; checked against this run's claim."""
     from nvrepro.retro.study import OVERLAP
 
-    if prediction is None:
-        print("Set `prediction` to True or False, then rerun the cell.")
-        return None
-    verdict = OVERLAP.judge(result)
-    if verdict.held is None:
-        print(f"This run cannot decide it ({verdict.reason}); try the paper profile.")
-        return None
-    return _report(bool(prediction) == verdict.held, f"the run says {verdict.reason}")
+    return check_claim_prediction(prediction, OVERLAP, result, verbose=verbose)

@@ -112,7 +112,7 @@ def test_bench_quick_prints_the_table(tmp_path, capsys):
         assert needle in text, needle
     data = json.loads(out.read_text())
     assert data["threads"] == 1 and data["quick"] is True
-    assert {r["bench"] for r in data["rows"]} == {"ssd", "mixer", "decode"}
+    assert {r["bench"] for r in data["rows"]} == {"ssd", "mixer", "decode", "retrieval"}
     assert all(r["ratio"] > 0 and r["target"] is None for r in data["rows"])
 
 

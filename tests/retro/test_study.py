@@ -33,12 +33,12 @@ def test_claims_follow_the_intervals():
 
 
 def test_exercise_checkers_use_the_models_own_causality(capsys):
-    assert check_first_position(None) is None
-    assert check_first_position(2 * 64 + 63, chunk=2, chunk_len=64) is True
-    assert check_first_position(2 * 64, chunk=2, chunk_len=64) is False
-    assert check_shift(shifted_chunk_of) is True
-    assert check_shift(lambda p, m: p // m) is False  # no shift: sees its own chunk's neighbours
-    assert check_overlap_prediction(None, {}) is None
+    assert check_first_position(None).ok is None
+    assert check_first_position(2 * 64 + 63, chunk=2, chunk_len=64).ok is True
+    assert check_first_position(2 * 64, chunk=2, chunk_len=64).ok is False
+    assert check_shift(shifted_chunk_of).ok is True
+    assert check_shift(lambda p, m: p // m).ok is False  # no shift: sees its own chunk's neighbours
+    assert check_overlap_prediction(None, {}).ok is None
 
 
 def test_width_overrides_and_profiles():

@@ -9,10 +9,18 @@
   filled in batches, saved and reloaded with checks; search and recall@k;
 * :mod:`~nvrepro.core.retrieval.neighbours`: the top-k other-document neighbours of every query
   chunk, precomputed into an Arrow table (HF ``datasets``);
+* :mod:`~nvrepro.core.retrieval.shards`: row arrays in fixed-size ``.npy`` shards on disk,
+  memory-mapped back (what lets a build stream over a corpus bigger than memory);
 * :mod:`~nvrepro.core.retrieval.database`: ``nvrepro build-db --config``: a corpus through all of
-  the above, with a report (chunks, embed throughput, index, recall@k against exact search, times).
+  the above, streamed shard by shard, with a report (chunks, embed throughput, index, recall@k
+  against exact search, stage times);
+* :mod:`~nvrepro.core.retrieval.bench`: approximate indexes (IVF-Flat, IVF-PQ, HNSW, the study's
+  OPQ,IVF_HNSW,PQ form scaled down) against exact search: queries/s, speed-up, recall@10
+  (``nvrepro bench --only retrieval``);
+* :mod:`~nvrepro.core.retrieval.estimate`: disk and memory of a database of ``n`` chunks (index
+  by faiss's layout, chunk tokens, neighbour table), ``nvrepro build-db --estimate``.
 
-Still to come (see issue 11): sharded filling for paper-size databases, the bench row.
+Still to come (see issue 11): the RETRO database notebook (notebooks/retro/01_database.ipynb).
 
 Imports :mod:`nvrepro.core.tooling` only (no Lightning; faiss and sentence-transformers on use).
 """

@@ -6,10 +6,12 @@ RETRO's database keys are frozen embeddings of chunks searched with faiss (the s
 on a sample first). Vectors are L2-normalised sentence embeddings, so inner product is cosine
 similarity (``metric="ip"``).
 
-* :func:`build_index`: train (when the factory needs it) and fill in batches, with a progress bar;
+* :func:`build_index`: train (when the factory needs it) on a seeded sample (:func:`training_rows`)
+  and fill in batches (:func:`fill_index`), with a progress bar; :func:`new_index` alone;
 * :func:`save_index` / :func:`load_index`: the index plus a JSON sidecar (factory, dimension,
   metric, embedder, count), checked on load with errors that name the file and the mismatch;
-* :func:`search` and :func:`recall_at_k` (approximate against exact neighbours).
+* :func:`search` and :func:`recall_at_k` (approximate against exact neighbours);
+  :func:`exact_search_shards`: the exact neighbours over vectors that do not fit in memory.
 """
 
 from __future__ import annotations
@@ -44,33 +46,69 @@ class IndexInfo:
     count: int
 
 
+def new_index(dim: int, factory: str = "Flat", metric: str = "ip"):
+    """An empty faiss index ``index_factory(dim, factory, metric)``; errors name the bad field."""
+    faiss = _faiss()
+    if metric not in METRICS:
+        raise ConfigError(f"metric: must be one of {METRICS}, got {metric!r}")
+    faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
+    try:
+        return faiss.index_factory(dim, factory, faiss_metric)
+    except RuntimeError as err:
+        raise ConfigError(f"factory: faiss cannot build {factory!r} for dimension {dim} "
+                          f"({str(err).strip().splitlines()[-1]})") from None
+
+
+def training_rows(n: int, train_size: int | None, seed: int) -> np.ndarray:
+    """The rows ``(min(train_size, n),)`` an index is trained on: drawn without replacement with
+    ``seed`` (``train_size=None``: all ``n``, in a seeded order)."""
+    size = n if train_size is None else min(train_size, n)
+    return np.random.default_rng(seed).choice(n, size, replace=False)
+
+
+def fill_index(index, batches, *, desc: str = "index", total: int | None = None, progress: bool = False):
+    """Add every ``(b, d)`` array of ``batches`` to ``index`` in order (ids continue from
+    ``index.ntotal``), with a progress bar over the batches; returns ``index``."""
+    for batch in tqdm(batches, desc=desc, total=total, disable=not progress, mininterval=1.0, unit="batch"):
+        index.add(np.ascontiguousarray(batch, dtype=np.float32))
+    return index
+
+
 def build_index(vectors: np.ndarray, factory: str = "Flat", metric: str = "ip", *, train_size: int | None = None,
                 batch_size: int = 65536, seed: int = 0, progress: bool = False):
     """A faiss index over ``vectors (n, d)`` float32, from ``index_factory(d, factory, metric)``.
 
     Indexes that need training (IVF, PQ, OPQ) are trained on ``train_size`` vectors drawn with
-    ``seed`` (default: all); then the vectors are added in batches of ``batch_size``.
+    ``seed`` (default: all; :func:`training_rows`); then the vectors are added in batches of
+    ``batch_size``. (:func:`~nvrepro.core.retrieval.database.build_database` does the same from
+    vectors in shards on disk.)
     """
-    faiss = _faiss()
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or len(vectors) == 0:
         raise ValueError(f"vectors: expected a non-empty (n, d) array, got shape {vectors.shape}")
-    if metric not in METRICS:
-        raise ConfigError(f"metric: must be one of {METRICS}, got {metric!r}")
-    faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
-    try:
-        index = faiss.index_factory(vectors.shape[1], factory, faiss_metric)
-    except RuntimeError as err:
-        raise ConfigError(f"factory: faiss cannot build {factory!r} for dimension {vectors.shape[1]} "
-                          f"({str(err).strip().splitlines()[-1]})") from None
+    index = new_index(vectors.shape[1], factory, metric)
     if not index.is_trained:
-        n = len(vectors) if train_size is None else min(train_size, len(vectors))
-        sample = vectors[np.random.default_rng(seed).choice(len(vectors), n, replace=False)]
-        index.train(sample)
-    for start in tqdm(range(0, len(vectors), batch_size), desc=f"index {factory}", disable=not progress,
-                      mininterval=1.0, unit="batch"):
-        index.add(vectors[start:start + batch_size])
-    return index
+        index.train(vectors[training_rows(len(vectors), train_size, seed)])
+    starts = range(0, len(vectors), batch_size)
+    return fill_index(index, (vectors[s:s + batch_size] for s in starts), desc=f"index {factory}",
+                      total=len(starts), progress=progress)
+
+
+def exact_search_shards(shards, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-``k`` of ``queries (q, d)`` over database rows given shard by shard
+    (``shards``: ``(offset, rows (s, d))`` pairs, e.g. :meth:`ShardedArray.shards`): ``(scores
+    (q, k), ids (q, k))``, best first, ties broken by the lower id; only one shard in memory."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    best_s = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+    best_i = np.zeros((len(queries), 0), dtype=np.int64)
+    for offset, rows in shards:
+        sims = queries @ np.asarray(rows, dtype=np.float32).T  # (q, s)
+        top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        scores = np.concatenate([best_s, np.take_along_axis(sims, top, 1)], axis=1)
+        ids = np.concatenate([best_i, top + offset], axis=1)
+        order = np.lexsort((ids, -scores), axis=1)[:, :k]  # by score, then by id
+        best_s, best_i = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+    return best_s, best_i
 
 
 def search(index, queries: np.ndarray, k: int, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:

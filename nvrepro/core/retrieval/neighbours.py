@@ -41,16 +41,27 @@ def neighbour_table(index, query_vectors: np.ndarray, query_doc_ids: np.ndarray,
 
     def find(batch):
         rows = np.asarray(batch["query"])
-        scores, ids = search(index, query_vectors[rows], k + extra, nprobe)
-        kept = exclude_same_document(ids, query_doc_ids[rows], chunk_doc_ids, k)
-        position = {(r, c): s for r, (cands, sc) in enumerate(zip(ids, scores)) for c, s in zip(cands, sc)}
-        kept_scores = [[float(position[(r, c)]) if c >= 0 else float("nan") for c in row]
-                       for r, row in enumerate(kept)]
-        return {"query": rows.tolist(), "neighbours": kept.tolist(), "scores": kept_scores}
+        kept, scores = neighbours_of(index, query_vectors[rows], query_doc_ids[rows], chunk_doc_ids, k,
+                                     extra=extra, nprobe=nprobe)
+        return {"query": rows.tolist(), "neighbours": kept.tolist(), "scores": scores.tolist()}
 
     table = datasets.Dataset.from_dict({"query": np.arange(len(query_vectors), dtype=np.int64)})
     with datasets_progress(progress):
         return table.map(find, batched=True, batch_size=batch_size, desc="neighbours")
+
+
+def neighbours_of(index, query_vectors: np.ndarray, query_doc_ids: np.ndarray, chunk_doc_ids: np.ndarray,
+                  k: int, *, extra: int = 16, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` other-document hits of each of ``query_vectors (q, d)`` among its ``k + extra``
+    nearest in ``index``: ``(rows (q, k) int64, scores (q, k) float32)``, ``-1`` / ``nan`` where
+    too few remain (see :func:`~nvrepro.core.retrieval.chunks.exclude_same_document`)."""
+    scores, ids = search(index, query_vectors, k + extra, nprobe)
+    kept = exclude_same_document(ids, np.asarray(query_doc_ids), chunk_doc_ids, k)
+    # the score of each kept row: where it sits among the candidates of its query
+    match = (ids[:, None, :] == kept[:, :, None]) & (kept[:, :, None] >= 0)  # (q, k, k + extra)
+    kept_scores = np.take_along_axis(scores, match.argmax(axis=2), axis=1).astype(np.float32)
+    kept_scores[kept < 0] = np.nan
+    return kept, kept_scores
 
 
 @contextlib.contextmanager

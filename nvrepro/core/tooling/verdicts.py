@@ -79,3 +79,17 @@ def check_number(answer, expected: float, *, what: str, rel_tol: float = 0.0, ab
     tail = f": {why}" if why else "."
     return report(Check(False, f"you said {value:,.4g}{unit_text}, the code gives "
                                f"{expected:,.4g}{unit_text}{slip}{tail}"), verbose)
+
+
+def check_claim_prediction(prediction, claim, metrics, *, verbose: bool = True) -> Check:
+    """The verdict on a student's prediction (``True``/``False``) of whether ``claim`` holds on this
+    run's ``metrics``: compared with the claim's own judgement; not decidable when the judgement is
+    undecided (its interval straddles the bar, or the smoke profile measured too little)."""
+    if prediction is None:
+        return report(Check(None, "set `prediction` to True or False."), verbose)
+    verdict = claim.judge(metrics)
+    if verdict.held is None:
+        return report(Check(None, f"this run cannot decide it ({verdict.reason}); try the paper profile."), verbose)
+    ok = bool(prediction) == verdict.held
+    said = "" if ok else f"you predicted {bool(prediction)}; "
+    return report(Check(ok, f"{said}the run says {verdict.reason}"), verbose)

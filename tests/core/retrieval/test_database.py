@@ -27,7 +27,8 @@ def test_build_db_writes_a_consistent_database(tmp_path):
     cfg = DatabaseConfig(corpus="files", paths=[str(tmp_path / f"doc{i}.txt") for i in range(4)], chunk_len=16,
                          k=2, extra=8, recall_queries=8, recall_k=3, out_dir=str(tmp_path / "db"))
     report = build_database(cfg, progress=False)
-    chunks = np.load(tmp_path / "db" / "chunks.npz")
+    chunks = {name: np.concatenate([np.load(p) for p in sorted((tmp_path / "db" / "shards").glob(f"{name}_*.npy"))])
+              for name in ("tokens", "doc_ids", "chunk_index")}
     n = len(chunks["tokens"])
     assert report["chunks"] == n == sum(-(-len(d.encode()) // 16) for d in DOCS)  # ceil(bytes / 16) each
     assert report["recall@3"] == 1.0  # Flat is exact
@@ -93,3 +94,73 @@ def test_heldout_documents_stay_out_of_the_database(tmp_path):
     assert sorted(set(db.chunks.doc_ids.tolist())) == kept  # corpus indices, the held-out one absent
     with pytest.raises(ConfigError, match="heldout_fraction"):
         DatabaseConfig(heldout_fraction=1.0)
+
+
+def _docs_config(tmp_path, **changes):
+    for i, d in enumerate(DOCS):
+        (tmp_path / f"doc{i}.txt").write_text(d)
+    settings = dict(corpus="files", paths=[str(tmp_path / f"doc{i}.txt") for i in range(4)], chunk_len=8,
+                    k=2, extra=8, recall_queries=8, recall_k=3, batch_size=5)
+    return DatabaseConfig(**{**settings, **changes})
+
+
+def test_sharding_changes_nothing_but_the_files(tmp_path):
+    """Exact (Flat) search: three-chunk shards give the same chunks, vectors and neighbours as one
+    shard; the neighbours are also those of an exhaustive numpy search over the vectors."""
+    from nvrepro.core.retrieval.database import open_database
+
+    small = open_database(_db(tmp_path, "small", shard_size=3))
+    large = open_database(_db(tmp_path, "large", shard_size=10_000))
+    n = len(small.chunks)
+    assert small.report["shards"] == -(-n // 3) > 1 and large.report["shards"] == 1
+    for name in ("tokens", "continuation", "doc_ids", "chunk_index"):
+        np.testing.assert_array_equal(getattr(small.chunks, name), getattr(large.chunks, name))
+    vectors = small.vectors().load()
+    np.testing.assert_array_equal(vectors, large.vectors().load())
+    np.testing.assert_array_equal(small.neighbours, large.neighbours)
+    docs = small.chunks.doc_ids
+    sims = vectors @ vectors.T
+    for q in range(n):  # compared by similarity: float32 rounding may swap two near-equal ones
+        others = np.sort(sims[q][docs != docs[q]])[::-1][:2]
+        got = small.neighbours[q]
+        assert (docs[got] != docs[q]).all()
+        np.testing.assert_allclose(sims[q, got], others, atol=1e-6)
+        np.testing.assert_allclose(small.scores[q], others, atol=1e-6)
+
+
+def _db(tmp_path, name, **changes):
+    build_database(_docs_config(tmp_path, out_dir=str(tmp_path / name), **changes), progress=False)
+    return tmp_path / name
+
+
+def test_ivf_builds_are_deterministic_for_a_seed(tmp_path):
+    from nvrepro.core.retrieval.database import open_database
+
+    cfg = dict(factory="IVF2,Flat", train_size=20, shard_size=4, nprobe=1)
+    a, b = (open_database(_db(tmp_path, name, **cfg)) for name in ("a", "b"))
+    np.testing.assert_array_equal(a.neighbours, b.neighbours)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    assert a.report["recall@3"] == b.report["recall@3"] and a.info.factory == "IVF2,Flat"
+    open_database(_db(tmp_path, "c", **{**cfg, "keep_vectors": False}))
+    with pytest.raises(ConfigError, match="keep_vectors"):
+        open_database(tmp_path / "c").vectors()
+    with pytest.raises(ConfigError, match="shard_size"):
+        DatabaseConfig(shard_size=0)
+
+
+def test_estimate_matches_the_files_build_db_writes(tmp_path):
+    """Token storage (int32 token ids): the closed form n (2 m 4 + 16) equals the shards' data bytes (each .npy has a
+    128-byte header); the neighbour table is within 10% plus 8 KiB (Arrow metadata and padding)."""
+    from nvrepro.core.retrieval.estimate import estimate
+
+    path = _db(tmp_path, "db", shard_size=7)
+    report = json.loads((path / "report.json").read_text())
+    n, m = report["chunks"], report["chunk_len"]
+    e = estimate(DatabaseConfig(chunk_len=m, k=2), n, report["dim"])
+    files = [p for name in ("tokens", "continuation", "doc_ids", "chunk_index")
+             for p in (path / "shards").glob(f"{name}_*.npy")]
+    assert sum(p.stat().st_size - 128 for p in files) == e["chunk_tokens"] == n * (2 * m * 4 + 16)
+    arrow = sum(p.stat().st_size for p in (path / "neighbours").glob("*.arrow"))
+    assert abs(arrow - e["neighbours"]) <= 0.1 * e["neighbours"] + 8192, (arrow, e["neighbours"])
+    vectors = sum(p.stat().st_size - 128 for p in (path / "shards").glob("vectors_*.npy"))
+    assert vectors == e["vector_shards"]

@@ -27,3 +27,15 @@ def test_show_prints_each_part_and_judges_the_json_form(capsys):
     assert out[:5] == ["Claim (fig): text of the claim", "claim DID NOT HOLD, part by part:",
                        "          held: a: r: x 0.1235", "  did not hold: b: r", "  margin: 0.25"]
     assert judgement.held is False
+
+
+def test_check_claim_prediction_follows_the_claims_judgement(capsys):
+    from nvrepro.core.tooling.claims import Claim, exact, not_applicable
+    from nvrepro.core.tooling.verdicts import check_claim_prediction
+
+    holds = Claim("t_holds", "x", lambda m: exact(m["v"] > 0, "v > 0"))
+    assert check_claim_prediction(True, holds, {"v": 1}).ok is True
+    assert check_claim_prediction(True, holds, {"v": -1}).ok is False
+    assert check_claim_prediction(None, holds, {"v": 1}).ok is None
+    undecided = Claim("t_undecided", "x", lambda m: not_applicable("too few"))
+    assert check_claim_prediction(False, undecided, {}).ok is None and "too few" in capsys.readouterr().out
