@@ -78,8 +78,8 @@ def plot_study_overlap(result: dict):
     for name, group, x in zip(("with near-duplicates", "without"), overlap_groups(result), (0.98, 0.02)):
         if len(group) >= 2:
             est = bootstrap_mean(g[group])
-            ax.text(x, 0.95, f"{name}: {len(group)} docs\nmean gain {est}", transform=ax.transAxes,
-                    ha="right" if x > 0.5 else "left", va="top", fontsize=8)
+            ax.text(x, 0.97, f"{name}: {len(group)} docs\nmean gain {est.value:.3f} [{est.low:.3f}, {est.high:.3f}]",
+                    transform=ax.transAxes, ha="right" if x > 0.5 else "left", va="top", fontsize=7)
     ax.set(xlabel=f"overlap with retrieved neighbours (share of {result['overlap_ngram']}-byte n-grams)",
            ylabel="GPT loss - Retro loss (nats / byte)",
            title=f"Where Retro gains (d_model {result['main_width']})")
