@@ -117,7 +117,8 @@ def run(profile: str = "smoke", seed: int = 0, progress: bool = True) -> dict:
     """Build (or open) the database, then compare index types on its vectors with held-out chunks
     as queries. Returns ``{"report" (the build's), "examples" (rows), "indexes": [per index:
     label, factory, queries_per_second, speedup, recall, per_query_recall, search_seconds, ...],
-    "top1_scores" (of every chunk), "queries", "k", "plan", ...}``."""
+    "top1_histogram" (``edges``, ``counts`` of every chunk's top-1 similarity), "queries", "k",
+    "plan", ...}``."""
     from nvrepro.retro.data import database_tokenizer, heldout_chunks
 
     p = plan(profile)
@@ -137,8 +138,16 @@ def run(profile: str = "smoke", seed: int = 0, progress: bool = True) -> dict:
     with_neighbour = np.flatnonzero(db.neighbours[:, 0] >= 0)
     examples = sorted(rng.choice(with_neighbour, p["examples"], replace=False).tolist())
     return {"report": db.report, "examples": examples, "indexes": rows, "k": K, "queries": len(queries),
-            "top1_scores": db.scores[:, 0].tolist(), "vectors": len(base), "dim": int(base.shape[1]),
+            "top1_histogram": top1_histogram(db.scores[:, 0]), "vectors": len(base), "dim": int(base.shape[1]),
             "threads": THREADS, "plan": p, "profile": profile, "seed": seed}
+
+
+def top1_histogram(scores: np.ndarray, bins: int = 40) -> dict[str, list]:
+    """``{"edges" (bins + 1,), "counts" (bins,)}`` of the finite top-1 similarities: what the plot
+    needs, without a number per chunk in the figure's sidecar."""
+    scores = np.asarray(scores, dtype=float)
+    counts, edges = np.histogram(scores[np.isfinite(scores)], bins=bins)
+    return {"edges": edges.tolist(), "counts": counts.tolist()}
 
 
 def index_row(metrics: Mapping[str, Any], label: str) -> Mapping[str, Any]:

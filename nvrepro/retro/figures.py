@@ -33,8 +33,8 @@ def plot_index_tradeoff(result: dict):
     ax.set(xscale="log", xlabel=f"queries / s ({result['threads']} thread)", ylabel=f"recall@{result['k']} vs exact",
            ylim=(min(0.0, ax.get_ylim()[0]), 1.05),
            title=f"{result['vectors']:,} MiniLM keys, {result['queries']} held-out chunks as queries")
-    scores = np.asarray([s for s in result["top1_scores"] if finite(s)], dtype=float)
-    ax_hist.hist(scores, bins=40, color="C0")
+    hist = result["top1_histogram"]
+    ax_hist.stairs(hist["counts"], hist["edges"], fill=True, color="C0")
     ax_hist.set(xlabel="cosine similarity of the top neighbour (other documents)", ylabel="chunks",
                 title="How close is each chunk's nearest neighbour?")
     return fig
