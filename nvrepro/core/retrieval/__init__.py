@@ -1,4 +1,4 @@
-"""Retrieval building blocks shared by RETRO / InstructRetro and RankRAG (issue 11, in progress).
+"""Retrieval building blocks shared by RETRO / InstructRetro and RankRAG.
 
 * :mod:`~nvrepro.core.retrieval.chunks`: tokenized documents cut into fixed-length chunks with their
   continuations and document ids (RETRO's database entries and query chunks), streamed per
@@ -20,7 +20,8 @@
 * :mod:`~nvrepro.core.retrieval.estimate`: disk and memory of a database of ``n`` chunks (index
   by faiss's layout, chunk tokens, neighbour table), ``nvrepro build-db --estimate``.
 
-Still to come (see issue 11): the RETRO database notebook (notebooks/retro/01_database.ipynb).
+* :mod:`~nvrepro.core.retrieval.passages`: a dense passage retriever (whole passages as text, for
+  RAG prompts such as RankRAG's): top-``n`` passages of a question by the same embedder and indexes.
 
 Imports :mod:`nvrepro.core.tooling` only (no Lightning; faiss and sentence-transformers on use).
 """
