@@ -9,21 +9,15 @@ short-context run loads into the extended model unchanged; only the config diffe
 from __future__ import annotations
 
 from nvrepro.core.lm.config import ModelConfig
-from nvrepro.core.training.module import CausalLMModule, OptimConfig
-from nvrepro.core.training.weights import init_from as init_from_file
+from nvrepro.core.training.module import InitializedLMModule, OptimConfig
 
 
-class ContextExtensionModule(CausalLMModule):
-    """:class:`CausalLMModule` whose LM is initialised from ``init_from`` (a checkpoint path).
-
-    ``init_from=None`` trains from scratch (the short-context pretraining run uses the plain
-    module; this one is for the extension arms).
-    """
+class ContextExtensionModule(InitializedLMModule):
+    """:class:`~nvrepro.core.training.module.InitializedLMModule` for the extension arms: the LM
+    starts from ``init_from`` (the short-context checkpoint; ``None`` trains from scratch, but the
+    short-context pretraining run uses the plain module)."""
 
     def __init__(self, model: ModelConfig | None = None, optim: OptimConfig | None = None,
                  init_from: str | None = None):
-        super().__init__(model=model, optim=optim)
-        # init_from is deliberately not a saved hyperparameter: reloading this module's own
-        # checkpoint must not need the parent checkpoint file.
-        if init_from is not None:
-            init_from_file(self.model, init_from)
+        # Own signature: LightningCLI reads the arguments from it.
+        super().__init__(model=model, optim=optim, init_from=init_from)

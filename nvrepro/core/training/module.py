@@ -171,6 +171,24 @@ class CausalLMModule(L.LightningModule):
             self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True)
 
 
+class InitializedLMModule(CausalLMModule):
+    """:class:`CausalLMModule` whose LM starts from the weights of ``init_from`` (a checkpoint path;
+    ``None``: from scratch). What every second stage of training needs: UltraLong's context
+    extension from the short-context model, RankRAG's stage II from its stage I model.
+
+    ``init_from`` is deliberately not a saved hyperparameter: reloading this module's own checkpoint
+    must not need the parent checkpoint file.
+    """
+
+    def __init__(self, model: ModelConfig | None = None, optim: OptimConfig | None = None,
+                 init_from: str | None = None):
+        super().__init__(model=model, optim=optim)
+        if init_from is not None:
+            from nvrepro.core.training.weights import init_from as load_weights
+
+            load_weights(self.model, init_from)
+
+
 def _as_config(cls, value, name: str):
     if value is None:
         return cls()
