@@ -116,6 +116,25 @@ def encode_blend(ds, tokenizer, max_len: int) -> EncodedRows:
     return EncodedRows(rows, ds["task"])
 
 
+def load_blend(path: str, split: str):
+    """The ``split`` of a blend saved with ``DatasetDict.save_to_disk`` at ``path``; ``ConfigError``
+    naming ``blend_path`` when the folder, the split or a column is missing."""
+    import datasets
+
+    from nvrepro.rankrag.blend import FEATURES
+
+    try:
+        data = datasets.load_from_disk(str(path))
+    except FileNotFoundError:
+        raise ConfigError(f"blend_path: no dataset saved with save_to_disk at {path}") from None
+    if not isinstance(data, datasets.DatasetDict) or split not in data:
+        raise ConfigError(f"blend_path: {path} needs a DatasetDict with a {split!r} split")
+    missing = set(FEATURES) - set(data[split].column_names)
+    if missing:
+        raise ConfigError(f"blend_path: the {split!r} split of {path} lacks columns {sorted(missing)}")
+    return data[split]
+
+
 def pad_batch(items: Sequence[dict[str, torch.Tensor]], pad_id: int) -> dict[str, torch.Tensor]:
     """Stack rows of different lengths, padding on the right: ``input_ids`` with ``pad_id``,
     ``labels`` with ``-100``; both ``(b, longest)``."""
@@ -137,13 +156,20 @@ class RankRAGDataModule(_TrainValDataModule):
     (``val_size``) from its test people. World fields (``num_people``, ``num_companies``,
     ``two_hop_fraction``, ``test_fraction``, ``world_seed``) name the world every arm shares;
     ``seed`` draws the rows and shuffles them.
+
+    Full scale (the switch): ``blend_path``, a ``datasets.save_to_disk`` folder with ``train`` and
+    ``validation`` splits of the same four columns (the paper's stage I or stage II blend, prepared
+    offline), replaces the world; ``tokenizer_path`` (a pretrained model's ``tokenizer.json``, with
+    ``eos_token`` and optionally ``pad_token``) replaces the world's BPE. The ranking labels must
+    be single tokens of it.
     """
 
     def __init__(self, stage: str = "blend", ranking_share: float = 0.3, size: int = 8000, val_size: int = 512,
                  context_size: int = 4, num_people: int = 300, num_companies: int = 40,
                  two_hop_fraction: float = 0.2, test_fraction: float = 0.2, world_seed: int = 0,
                  vocab_size: int = 2048, max_len: int = 256, batch_size: int = 16, seed: int = 0,
-                 num_workers: int = 0):
+                 num_workers: int = 0, blend_path: str | None = None, tokenizer_path: str | None = None,
+                 eos_token: str | None = None, pad_token: str | None = None):
         super().__init__()
         require(stage in STAGES, "stage", f"must be one of {STAGES}, got {stage!r}")
         require(isinstance(ranking_share, (int, float)) and 0.0 <= ranking_share <= 1.0, "ranking_share",
@@ -159,6 +185,11 @@ class RankRAGDataModule(_TrainValDataModule):
         self.world_args = dict(num_people=num_people, num_companies=num_companies,
                                two_hop_fraction=two_hop_fraction, test_fraction=test_fraction, seed=world_seed)
         self.tokenizer_vocab = vocab_size
+        if (tokenizer_path is None) != (eos_token is None):
+            raise ConfigError("eos_token: give it exactly when tokenizer_path is given (the pretrained "
+                              "tokenizer's end-of-answer token)")
+        self.blend_path, self.tokenizer_path = blend_path, tokenizer_path
+        self.special_tokens = dict(eos=eos_token, pad=pad_token)
         self._world = self._tokenizer = None
 
     @property
@@ -171,6 +202,11 @@ class RankRAGDataModule(_TrainValDataModule):
 
     @property
     def tokenizer(self):
+        if self._tokenizer is None and self.tokenizer_path is not None:
+            from nvrepro.core.data.tokenizers import PretrainedTokenizer
+
+            self._tokenizer = PretrainedTokenizer(self.tokenizer_path, **self.special_tokens)
+            label_token_ids(self._tokenizer)
         if self._tokenizer is None:
             self._tokenizer = world_tokenizer(self.world, self.tokenizer_vocab, self.world_args["seed"])
         return self._tokenizer
@@ -182,6 +218,9 @@ class RankRAGDataModule(_TrainValDataModule):
     def blend(self, split: str, size: int, seed: int):
         from nvrepro.rankrag.blend import build_blend, build_instructions
 
+        if self.blend_path is not None:
+            return load_blend(self.blend_path, split)
+
         if self.stage == "instruction":
             return build_instructions(size, seed, self.world)
         return build_blend(self.world, ranking_share=self.ranking_share, size=size, context_size=self.context_size,
@@ -191,9 +230,11 @@ class RankRAGDataModule(_TrainValDataModule):
         if stage in (None, "fit") and self.train_dataset is None:
             self.train_dataset = encode_blend(self.blend("train", self.size, self.seed), self.tokenizer, self.max_len)
         if stage in (None, "fit", "validate", "test") and self.val_dataset is None:
-            val = self.blend("test", self.val_size, self.seed + 1) if self.stage == "blend" else \
-                self.blend("train", self.val_size, self.seed + 1)
-            self.val_dataset = encode_blend(val, self.tokenizer, self.max_len)
+            # validation rows: the saved blend's validation split; the world's test people for stage
+            # II (unseen in training); fresh instructions (another seed) for stage I
+            split = "validation" if self.blend_path else "test" if self.stage == "blend" else "train"
+            self.val_dataset = encode_blend(self.blend(split, self.val_size, self.seed + 1), self.tokenizer,
+                                            self.max_len)
 
     def _rows_loader(self, ds, shuffle: bool) -> DataLoader:
         gen = torch.Generator().manual_seed(self.seed) if shuffle else None

@@ -47,6 +47,7 @@ from nvrepro.core.training.arms import train_arm
 
 STAGE_ONE_YAML = CONFIGS_DIR / "rankrag" / "toy_instruct.yaml"
 STAGE_TWO_YAML = CONFIGS_DIR / "rankrag" / "toy_rankrag.yaml"
+RETRIEVAL_YAML = CONFIGS_DIR / "rankrag" / "toy_retrieval.yaml"
 CACHE = BUILD_DIR / "rankrag"
 TRAINING_CODE = ("nvrepro.core", "nvrepro.rankrag")
 THREADS = 2  # torch threads while training and evaluating (the laptop-CPU budget of the paper profile)
@@ -60,21 +61,27 @@ RANKERS = {"retriever": "MiniLM retriever", "reranker": "dedicated re-ranker", "
 # ``world``: RankRAGDataModule's world fields; ``stage_one_steps``/``stage_two_steps``: optimizer
 # steps (None: the YAMLs'); ``batch``: rows a step (None: the YAML's); ``shares``: stage II ranking
 # shares trained (0 and the main one always); ``main_share``: RankRAG's; ``n``: passages retrieved;
-# ``k``: the headline number kept; ``ks``: the EM-vs-k sweep; ``time_ns``: the cost sweep, on
-# ``time_questions`` questions; ``questions``: test questions evaluated (None: all).
+# ``k``: the headline number kept (None: toy_retrieval.yaml's); ``ks``: the EM-vs-k sweep;
+# ``time_ns``: the cost sweep, on ``time_questions`` questions; ``questions``: test questions
+# evaluated (None: all).
 PROFILES = {
     "smoke": dict(world=dict(num_people=30, num_companies=6), stage_one_steps=2, stage_two_steps=3, batch=4,
                   shares=[0.0, 0.25], main_share=0.25, n=6, k=1, ks=[1, 2], time_ns=[3, 6], time_questions=4,
                   questions=12),
     "paper": dict(world={}, stage_one_steps=None, stage_two_steps=None, batch=None,
-                  shares=[0.0, 0.05, 0.1, 0.25], main_share=0.25, n=20, k=1, ks=[1, 2, 3, 5],
+                  shares=[0.0, 0.05, 0.1, 0.25], main_share=0.25, n=None, k=None, ks=[1, 2, 3, 5],
                   time_ns=[5, 10, 20, 40], time_questions=64, questions=None),
 }
 
 
 def plan(profile: str) -> dict:
-    """The settings of ``profile`` (:data:`PROFILES`); a clear error for an unknown one."""
-    return profile_settings(PROFILES, profile)
+    """The settings of ``profile`` (:data:`PROFILES`; ``n``/``k`` left ``None`` come from
+    :data:`RETRIEVAL_YAML`); a clear error for an unknown one."""
+    from nvrepro.rankrag.retrieval_settings import load_retrieval_settings
+
+    p = profile_settings(PROFILES, profile)
+    settings = load_retrieval_settings(RETRIEVAL_YAML)
+    return {**p, "n": p["n"] or settings.n, "k": p["k"] or settings.k}
 
 
 def _data(p: Mapping[str, Any], steps: int | None, yaml, **extra) -> dict:

@@ -56,3 +56,27 @@ def test_datamodule_batches_and_errors():
         RankRAGDataModule(ranking_share=1.5)
     with pytest.raises(ConfigError, match="stage"):
         RankRAGDataModule(stage="pretrain")
+
+
+def test_full_scale_switch_reads_a_saved_blend_and_a_pretrained_tokenizer(tmp_path, small_world, small_tokenizer):
+    """The config switch to real data: a blend saved to disk and a pretrained model's tokenizer.json
+    (here the small world's BPE saved as a file, its own <eos> and <pad> named)."""
+    import datasets
+
+    from nvrepro.rankrag.blend import build_blend
+
+    blend = build_blend(small_world, ranking_share=0.5, size=12, seed=0)
+    datasets.DatasetDict({"train": blend, "validation": blend.select(range(4))}).save_to_disk(str(tmp_path / "blend"))
+    small_tokenizer.save(tmp_path / "tok")
+    dm = RankRAGDataModule(blend_path=str(tmp_path / "blend"), tokenizer_path=str(tmp_path / "tok"),
+                           eos_token="<eos>", pad_token="<pad>", batch_size=4)
+    dm.setup("fit")
+    assert len(dm.train_dataset) == 12 and len(dm.val_dataset) == 4
+    assert dm.tokenizer.eos_id == small_tokenizer.eos_id and dm.tokenizer.pad_id == small_tokenizer.pad_id
+    assert next(iter(dm.train_dataloader()))["input_ids"].shape[0] == 4
+    with pytest.raises(ConfigError, match="blend_path"):
+        RankRAGDataModule(blend_path=str(tmp_path / "missing"), batch_size=4).setup("fit")
+    with pytest.raises(ConfigError, match="eos_token"):
+        RankRAGDataModule(tokenizer_path=str(tmp_path / "tok"))
+    with pytest.raises(ConfigError, match="pad_token"):
+        RankRAGDataModule(tokenizer_path=str(tmp_path / "tok"), eos_token="<eos>", pad_token="<nope>").tokenizer

@@ -22,13 +22,14 @@ from nvrepro.core.data.tokenizers import (
     TOKENIZERS,
     BPETokenizer,
     ByteTokenizer,
+    PretrainedTokenizer,
     build_tokenizer,
     default_cache_dir,
     train_bpe_tokenizer,
 )
 
 __all__ = [
-    "BPETokenizer", "ByteTokenizer", "CORPORA", "IGNORE_INDEX", "SPECIAL_TOKENS", "TASKS",
+    "BPETokenizer", "ByteTokenizer", "CORPORA", "PretrainedTokenizer", "IGNORE_INDEX", "SPECIAL_TOKENS", "TASKS",
     "TOKENIZERS", "SyntheticDataModule", "SyntheticDataset", "TextDataModule", "accuracy",
     "build_tokenizer", "default_cache_dir", "load_corpus", "make_copy", "make_mqar",
     "make_passkey", "make_task", "pack_documents", "passkey_example", "split_documents",

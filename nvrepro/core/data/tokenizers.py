@@ -15,6 +15,8 @@ trained with :func:`train_bpe_tokenizer`; its special tokens take ids ``0..3``. 
 deterministic for a given text list and vocab size (verified in the tests). The trained file
 can be cached, keyed by vocab size, the corpus and the ``tokenizers`` version
 (:func:`build_tokenizer`); the cache lives in ``$NVREPRO_CACHE`` or ``~/.cache/nvrepro``.
+:class:`PretrainedTokenizer` reads a pretrained model's ``tokenizer.json`` from local disk (e.g.
+Llama-3's, for full-scale fine-tuning), with that model's own special tokens named by the caller.
 Nothing here downloads anything.
 """
 
@@ -133,6 +135,41 @@ class BPETokenizer:
 
     def __repr__(self) -> str:
         return f"BPETokenizer(vocab_size={self.vocab_size})"
+
+
+class PretrainedTokenizer(BPETokenizer):
+    """A pretrained model's ``tokenizer.json`` (e.g. Llama-3's, copied to local disk) with the
+    :class:`ByteTokenizer` interface: its own special tokens named by the caller (``eos``; ``pad``
+    defaults to ``eos``; ``bos`` and ``sep`` may be ``None``). For full-scale fine-tuning, where the
+    model's vocabulary is fixed by its checkpoint."""
+
+    name = "pretrained"
+
+    def __init__(self, path: str | os.PathLike, *, eos: str, pad: str | None = None, bos: str | None = None,
+                 sep: str | None = None) -> None:
+        from tokenizers import Tokenizer
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / "tokenizer.json"
+        if not path.is_file():
+            raise ConfigError(f"tokenizer_path: no tokenizer.json at {path}")
+        self._tok = Tokenizer.from_file(str(path))
+        ids = {}
+        for field, token in (("eos_token", eos), ("pad_token", pad or eos), ("bos_token", bos), ("sep_token", sep)):
+            ids[field] = None if token is None else self._tok.token_to_id(token)
+            if token is not None and ids[field] is None:
+                raise ConfigError(f"{field}: {token!r} is not a token of {path}")
+        self.eos_id, self.pad_id, self.bos_id, self.sep_id = (ids[f] for f in ("eos_token", "pad_token", "bos_token",
+                                                                                "sep_token"))
+
+    @property
+    def special_ids(self) -> dict[str, int]:
+        return {k: v for k, v in zip(SPECIAL_TOKENS, (self.bos_id, self.eos_id, self.pad_id, self.sep_id))
+                if v is not None}
+
+    def __repr__(self) -> str:
+        return f"PretrainedTokenizer(vocab_size={self.vocab_size})"
 
 
 def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int, seed: int = 0,
