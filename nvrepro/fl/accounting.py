@@ -249,6 +249,7 @@ def epsilon_explorer() -> object:
     """ipywidgets sliders (noise multiplier, clients per round, population, rounds, log10 delta)
     printing :func:`explain_epsilon`."""
     import ipywidgets as widgets
+    from IPython.display import display
 
     def show(noise_multiplier, clients_per_round, population, rounds, log10_delta) -> None:
         try:
@@ -257,7 +258,7 @@ def epsilon_explorer() -> object:
             print(exc)
 
     on_release = dict(continuous_update=False)  # PLD takes ~0.5 s: recompute when a slider is let go
-    return widgets.interact(
+    widget = widgets.interactive(
         show,
         noise_multiplier=widgets.FloatSlider(value=1.0, min=0.1, max=5.0, step=0.05, **on_release),
         clients_per_round=widgets.IntSlider(value=100, min=1, max=2000, **on_release),
@@ -265,3 +266,5 @@ def epsilon_explorer() -> object:
         rounds=widgets.IntSlider(value=1000, min=1, max=5000, **on_release),
         log10_delta=widgets.FloatSlider(value=-6.0, min=-10.0, max=-2.0, step=0.5, **on_release),
     )
+    display(widget)
+    return widget

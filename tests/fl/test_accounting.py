@@ -206,3 +206,9 @@ def test_explain_epsilon_text():
     assert "z C / m = 0.02 (C = 2)" in text
     assert "delta = 1.0e-06" in text and "q = 0.01" in text
     assert not math.isnan(rdp)
+
+
+def test_explorer_builds_its_sliders():
+    widget = acc.epsilon_explorer()
+    names = [child.description for child in widget.children[:-1]]
+    assert names == ["noise_multiplier", "clients_per_round", "population", "rounds", "log10_delta"]
