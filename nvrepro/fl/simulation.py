@@ -1,0 +1,64 @@
+"""DP-FedAvg rounds on Flower's simulation engine (Ray): :func:`run_dp_fedavg`.
+
+One virtual SuperNode per user (``partition-id`` = user id), the ``ClientApp`` of
+:mod:`nvrepro.fl.client`, the ``ServerApp`` of :mod:`nvrepro.fl.server` (run in a thread of this
+process, which is how the per-round metrics come back).
+
+What is deterministic for a given ``seed`` (and tested): the users (words, topics, sentences), the
+initial weights, which users train in each round (the server's seeded sampler over the node ->
+user map, not Flower's ``random.sample`` over random node ids), each client's batches and hence
+its update (one torch thread per client, CPU), the order in which clipped updates are summed, the
+DP noise, and so the eval losses: two runs with the same arguments give equal losses. Not
+deterministic: node ids, message ids and the run id (Flower draws them at random), which Ray
+worker runs which client and when, and every timing (``round_seconds``,
+``client_updates_per_second``). On a GPU, or with several torch threads, the client updates may
+differ in the last bits.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flwr.simulation import run_simulation
+
+from nvrepro.fl.client import app as client_app
+from nvrepro.fl.server import DPFedAvgSettings, make_server_app
+from nvrepro.fl.task import DEFAULT_MODEL_CONFIG
+
+# One CPU per virtual client, at most two clients at a time, no GPU; Ray kept small.
+DEFAULT_BACKEND_CONFIG: dict[str, Any] = {
+    "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+    "init_args": {"num_cpus": 2, "num_gpus": 0, "include_dashboard": False,
+                  "logging_level": logging.ERROR, "log_to_driver": False},
+}
+
+
+def run_dp_fedavg(num_users: int = 4, clients_per_round: int = 2, rounds: int = 2, clip_norm: float = 1.0,
+                  noise_multiplier: float = 0.0, local_steps: int = 2,
+                  model_config: dict[str, Any] | None = None, seed: int = 0,
+                  backend_config: dict[str, Any] | None = None, **settings: Any) -> list[dict[str, Any]]:
+    """Run user-level DP-FedAvg on Flower's Ray simulation; one dict per round.
+
+    Round 0 holds the initial model's ``eval_loss``; rounds ``1..rounds`` add ``round_seconds``
+    (configure -> aggregate, evaluation excluded), ``client_updates_per_second``
+    (``clients_per_round / round_seconds``), ``train_loss`` (mean over the round's clients),
+    ``users`` (who trained), ``contribution_norms`` (each clipped update's L2 norm, <= ``clip_norm``)
+    and ``noise_std`` (Flower's ``z C / m`` on the mean). Further keyword ``settings`` are fields of
+    :class:`~nvrepro.fl.server.DPFedAvgSettings` (``server_lr``, ``client_lr``, ``batch_size``,
+    ``seq_len``, ``sentences_per_user``, ``eval_users``).
+    """
+    s = DPFedAvgSettings(num_users=num_users, clients_per_round=clients_per_round, rounds=rounds,
+                         clip_norm=clip_norm, noise_multiplier=noise_multiplier, local_steps=local_steps,
+                         model_config=dict(model_config or DEFAULT_MODEL_CONFIG), seed=seed, **settings)
+    rounds_out: list[dict[str, Any]] = []
+    try:
+        run_simulation(server_app=make_server_app(s, sink=rounds_out), client_app=client_app,
+                       num_supernodes=num_users, backend_name="ray",
+                       backend_config=backend_config or DEFAULT_BACKEND_CONFIG)
+    except SystemExit as e:  # Flower exits the process on a failed run; make it an error instead
+        raise RuntimeError(f"Flower simulation failed (exit code {e.code}); see its log above") from None
+    if len(rounds_out) != rounds + 1:
+        raise RuntimeError(f"the simulation returned {len(rounds_out)} of {rounds + 1} round records; "
+                           "see Flower's log above")
+    return rounds_out
