@@ -15,7 +15,11 @@ RankRAG (arXiv 2407.02485, Sec. 4) tunes one model in two stages, every task in 
     (:func:`~nvrepro.rankrag.world.hard_negatives`,
     :func:`~nvrepro.rankrag.world.confusable_negatives`), ``context_size`` passages, shuffled;
   - ``"ranking"``: one passage, :func:`~nvrepro.rankrag.prompts.ranking_question` -> ``"True"``
-    for a gold passage, ``"False"`` for a negative (alternating, so exactly balanced);
+    for a gold passage, ``"False"`` for a negative (alternating, so exactly balanced). The
+    negatives alternate in turn between a hard negative (the same person, another facet) and a
+    confusable one (a namesake, the same facet), as a retriever's top-n mixes both: with hard
+    negatives alone a model fits "the passage is about the asked facet" and rates every namesake
+    relevant (the first paper-profile run of notebook 02 did exactly that);
   - ``"listwise_ranking"``: ``context_size`` shuffled passages holding none, some or all of the
     gold ones -> the numbers of the gold ones (:func:`~nvrepro.rankrag.prompts.listwise_answer`).
 
@@ -166,7 +170,9 @@ def _rag_qa(world: World, q: Question, rng: np.random.Generator, context_size: i
 def _ranking(world: World, q: Question, rng: np.random.Generator, context_size: int, i: int) -> Row:
     if i % 2 == 0:
         return ranking_question(q.text), world.texts(_pick(rng, q.gold, 1)), RELEVANT
-    return ranking_question(q.text), world.texts(_negatives(world, q, rng, 1)), IRRELEVANT
+    confusable = confusable_negatives(world, q, rng, 1) if i % 4 == 3 else []
+    negative = confusable or _negatives(world, q, rng, 1)  # a hard negative, or a namesake's passage
+    return ranking_question(q.text), world.texts(negative), IRRELEVANT
 
 
 def _listwise(world: World, q: Question, rng: np.random.Generator, context_size: int, i: int) -> Row:

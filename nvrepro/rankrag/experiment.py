@@ -24,7 +24,8 @@ Claims (paired bootstraps over the test questions, thresholds set before the fir
 :data:`BEATS_RETRIEVER` (RankRAG's EM above ChatQA's at the main ``k``), :data:`MATCHES_RERANKER`
 (RankRAG's recall@k at least the dedicated re-ranker's less :data:`RERANKER_MARGIN`),
 :data:`RERANK_RECALL` (re-ranking raises recall@k over the retriever's) and
-:data:`SMALL_SHARE` (the smallest positive ranking share already beats share 0 on EM).
+:data:`SMALL_SHARE` (the smallest positive ranking share already beats share 0 on EM);
+:data:`RERANK_COST` (re-ranking time grows with ``n``, judged over timed repeats).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import numpy as np
 
 from nvrepro.core.evaluation.answers import exact_match, token_f1
 from nvrepro.core.evaluation.ranking import ranking_metrics
-from nvrepro.core.tooling.claims import Claim, Judgement, at_least_threshold, not_applicable
+from nvrepro.core.tooling.claims import Claim, Judgement, at_least_threshold, exceeds, not_applicable
 from nvrepro.core.tooling.intervals import paired_gain
 from nvrepro.core.tooling.paths import BUILD_DIR, CONFIGS_DIR
 from nvrepro.core.tooling.profiles import profile_settings
@@ -51,6 +52,10 @@ RETRIEVAL_YAML = CONFIGS_DIR / "rankrag" / "toy_retrieval.yaml"
 CACHE = BUILD_DIR / "rankrag"
 TRAINING_CODE = ("nvrepro.core", "nvrepro.rankrag")
 THREADS = 2  # torch threads while training and evaluating (the laptop-CPU budget of the paper profile)
+# The cost claim's bar: from the smallest to the largest n of the sweep, re-ranking time grows at
+# least half as fast as n (scoring is batched forwards over n prompts, linear in n, less the fixed
+# cost of a batch that the smallest n cannot amortise).
+COST_FRACTION = 0.5
 # "Matches the dedicated re-ranker", read as: recall@k at most 3 points below it (set before the
 # first run; the paper reports RankRAG above its dedicated re-rankers).
 RERANKER_MARGIN = 0.03
@@ -62,15 +67,15 @@ RANKERS = {"retriever": "MiniLM retriever", "reranker": "dedicated re-ranker", "
 # steps (None: the YAMLs'); ``batch``: rows a step (None: the YAML's); ``shares``: stage II ranking
 # shares trained (0 and the main one always); ``main_share``: RankRAG's; ``n``: passages retrieved;
 # ``k``: the headline number kept (None: toy_retrieval.yaml's); ``ks``: the EM-vs-k sweep;
-# ``time_ns``: the cost sweep, on ``time_questions`` questions; ``questions``: test questions
-# evaluated (None: all).
+# ``time_ns``: the cost sweep, on ``time_questions`` questions, timed ``time_repeats`` times;
+# ``questions``: test questions evaluated (None: all).
 PROFILES = {
     "smoke": dict(world=dict(num_people=30, num_companies=6), stage_one_steps=2, stage_two_steps=3, batch=4,
-                  shares=[0.0, 0.25], main_share=0.25, n=6, k=1, ks=[1, 2], time_ns=[3, 6], time_questions=4,
+                  shares=[0.0, 0.25], main_share=0.25, n=6, k=1, ks=[1, 2], time_ns=[3, 6], time_questions=4, time_repeats=2,
                   questions=12),
     "paper": dict(world={}, stage_one_steps=None, stage_two_steps=None, batch=None,
                   shares=[0.0, 0.05, 0.1, 0.25], main_share=0.25, n=None, k=None, ks=[1, 2, 3, 5],
-                  time_ns=[5, 10, 20, 40], time_questions=64, questions=None),
+                  time_ns=[5, 10, 20, 40], time_questions=64, time_repeats=5, questions=None),
 }
 
 
@@ -148,15 +153,20 @@ def _recalls(order: np.ndarray, questions, ks) -> dict[str, list[float]]:
     return {name: v.tolist() for name, v in values.items()}
 
 
-def time_per_question(pipeline, questions: list[str], ns, k: int) -> dict[str, dict[str, float]]:
-    """Seconds per question of each stage, for each ``n`` of ``ns`` (``{str(n): {stage: s}}``)."""
+def time_per_question(pipeline, questions: list[str], ns, k: int, repeats: int = 1) -> dict[str, dict[str, Any]]:
+    """Seconds per question of each stage, for each ``n`` of ``ns``, over ``repeats`` timed runs:
+    ``{str(n): {stage: mean s, ..., "total": mean s, "repeats": {stage: [s per run]}}}``."""
     out = {}
     for n in ns:
         pipeline.n = n
-        start = time.perf_counter()
-        result = pipeline.run(questions, k=k)
-        total = time.perf_counter() - start
-        out[str(n)] = {**{s: v / len(questions) for s, v in result.seconds.items()}, "total": total / len(questions)}
+        runs: dict[str, list[float]] = {}
+        for _ in range(repeats):
+            start = time.perf_counter()
+            result = pipeline.run(questions, k=k)
+            total = time.perf_counter() - start
+            for stage, seconds in {**result.seconds, "total": total}.items():
+                runs.setdefault(stage, []).append(seconds / len(questions))
+        out[str(n)] = {**{stage: float(np.mean(v)) for stage, v in runs.items()}, "repeats": runs}
     return out
 
 
@@ -201,9 +211,9 @@ def run(profile: str = "smoke", seed: int = 0, cache: bool | None = None, progre
                                   "recall": _recalls(order, questions, [p["k"]])[f"R@{p['k']}"]}
         timing_questions = texts[:p["time_questions"]]
         timing = {"rankrag": time_per_question(RankRAGPipeline(retriever, tok, main, main, n=p["n"]),
-                                               timing_questions, p["time_ns"], p["k"]),
+                                               timing_questions, p["time_ns"], p["k"], p["time_repeats"]),
                   "retriever_only": time_per_question(RankRAGPipeline(retriever, tok, main, None, n=p["n"]),
-                                                      timing_questions, p["time_ns"], p["k"])}
+                                                      timing_questions, p["time_ns"], p["k"], p["time_repeats"])}
     return {"systems": scores, "recall": {r: _recalls(o, questions, p["ks"]) for r, o in orders.items()},
             "shares": shares, "timing": timing, "questions": texts, "answers": [q.answers[0] for q in questions],
             "hops": [q.hops for q in questions], "attributes": [q.attribute for q in questions],
@@ -253,6 +263,16 @@ def judge_small_share(metrics: Mapping[str, Any]) -> Judgement:
         at_least_threshold(est, 0.0, f"EM with ranking share {smallest} - share 0")
 
 
+def judge_rerank_cost(metrics: Mapping[str, Any]) -> Judgement:
+    timing = metrics["timing"]["rankrag"]
+    low, high = sorted(timing, key=int)[0], sorted(timing, key=int)[-1]
+    if low == high:
+        return not_applicable("the sweep has one n")
+    return exceeds(timing[high]["repeats"]["rerank"], timing[low]["repeats"]["rerank"],
+                   f"re-ranking seconds per question at n = {high} vs n = {low}",
+                   factor=COST_FRACTION * int(high) / int(low))
+
+
 BEATS_RETRIEVER = Claim(
     "rankrag_beats_retriever",
     "RankRAG (re-ranking its own top-n retrieval, keeping k) answers more held-out questions exactly than "
@@ -270,6 +290,12 @@ RERANK_RECALL = Claim(
     "Re-ranking the retriever's top-n by RankRAG's P(True) raises recall@k over the retriever's own "
     "order; paired bootstrap over questions.",
     judge_rerank_recall)
+RERANK_COST = Claim(
+    "rankrag_rerank_cost",
+    "Re-ranking costs time in proportion to the passages scored: from the smallest to the largest n of "
+    "the sweep, RankRAG's re-ranking time per question grows at least half as fast as n (one-sided "
+    "Mann-Whitney test over timed repeats).",
+    judge_rerank_cost)
 SMALL_SHARE = Claim(
     "rankrag_small_share",
     "A small share of ranking data in the stage II blend (the smallest positive share of the sweep) "

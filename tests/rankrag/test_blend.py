@@ -3,6 +3,7 @@ passages, built from the asked split only, and stage I instructions answered cor
 
 import re
 import time
+from collections import Counter
 
 import pytest
 
@@ -76,6 +77,17 @@ def test_pointwise_negatives_are_hard_or_confusable(world, blend):
             q = questions[r["question"]]
             first, last = q.entity.split()
             assert first in r["context"][0] or last in r["context"][0]
+
+
+def test_pointwise_negatives_mix_same_person_and_namesakes(world, blend):
+    """A retriever's top-n holds both kinds; a ranker trained on one kind only cannot tell the other."""
+    questions = by_text(world)
+    kinds = Counter()
+    for r in rows(blend, "ranking"):
+        if r["answer"] == "False":
+            kinds["same person" if questions[r["question"]].entity in r["context"][0] else "namesake"] += 1
+    total = sum(kinds.values())
+    assert total > 20 and 0.3 < kinds["namesake"] / total < 0.6, kinds
 
 
 def test_listwise_answers_name_exactly_the_gold_passages(world, blend):

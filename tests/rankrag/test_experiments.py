@@ -101,3 +101,14 @@ def test_explorer_lists_every_passage_and_the_answer(small_world, small_tokenize
 def test_unknown_profile_is_named(module):
     with pytest.raises(Exception, match="profile"):
         module.plan("huge")
+
+
+def test_rerank_cost_claim_over_repeats():
+    def timing(low, high):
+        return {"timing": {"rankrag": {"5": {"repeats": {"rerank": low}}, "40": {"repeats": {"rerank": high}}}}}
+
+    linear = timing([0.003, 0.0031, 0.0029, 0.003, 0.0032], [0.024, 0.025, 0.023, 0.026, 0.024])
+    assert experiment.RERANK_COST.judge(linear).held is True  # 8x, above half of 40 / 5
+    flat = timing([0.003, 0.0031, 0.0029, 0.003, 0.0032], [0.006, 0.0061, 0.0059, 0.006, 0.0062])
+    assert experiment.RERANK_COST.judge(flat).held is False  # 2x, below 4x
+    assert experiment.RERANK_COST.judge(timing([0.003], [0.024])).held is None  # one run each: no test
