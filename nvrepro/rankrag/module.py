@@ -13,17 +13,9 @@ started from the first (``init_from``).
 
 from __future__ import annotations
 
-import torch
-
+from nvrepro.core.data.synthetic import accuracy as teacher_forced_exact
 from nvrepro.core.lm.config import ModelConfig
 from nvrepro.core.training.module import InitializedLMModule, OptimConfig
-
-
-def teacher_forced_exact(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per row, 1.0 if the argmax of ``logits (b, l, V)`` equals ``labels (b, l)`` at every labelled
-    position (``-100`` ignored), else 0.0; ``(b,)``."""
-    hit = (logits.argmax(-1) == labels) | (labels == -100)
-    return hit.all(-1).float()
 
 
 class RankRAGModule(InitializedLMModule):
