@@ -38,6 +38,7 @@ epsilon.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from typing import Iterable, Literal
 
@@ -109,6 +110,18 @@ def make_accountant(accountant: Accountant, sampling: Sampling) -> dp_accounting
     if accountant == "pld":
         return PLDAccountant(relation)
     return RdpAccountant(neighboring_relation=relation)
+
+
+class _NoConvergenceNotes(logging.Filter):
+    """Drops the RDP accountant's "failed to converge ... Excluding this order" warnings: an order
+    it cannot evaluate is left out of the minimum over orders, which the epsilon already accounts
+    for; hundreds of such lines would bury a notebook's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "failed to converge" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_NoConvergenceNotes())
 
 
 def _epsilon(event: dp_event.DpEvent, delta: float, accountant: Accountant, sampling: Sampling) -> float:

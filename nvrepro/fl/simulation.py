@@ -18,12 +18,14 @@ differ in the last bits.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from flwr.simulation import run_simulation
 
+from nvrepro.core.tooling.validation import require
 from nvrepro.fl.client import app as client_app
-from nvrepro.fl.server import DPFedAvgSettings, make_server_app
+from nvrepro.fl.server import Arm, DPFedAvgSettings, make_server_app
 from nvrepro.fl.task import DEFAULT_MODEL_CONFIG
 
 # One CPU per virtual client, at most two clients at a time, no GPU; Ray kept small.
@@ -32,6 +34,45 @@ DEFAULT_BACKEND_CONFIG: dict[str, Any] = {
     "init_args": {"num_cpus": 2, "num_gpus": 0, "include_dashboard": False,
                   "logging_level": logging.ERROR, "log_to_driver": False},
 }
+
+
+def _simulate(server_app, num_nodes: int, backend_config: dict[str, Any] | None, verbose: bool = False) -> None:
+    """One Flower simulation. Unless ``verbose``, Flower logs errors only: its per-round INFO lines
+    (dozens a round), the note that federated evaluation is off (it is: evaluation is server-side)
+    and the deprecation of ``run_simulation`` in favour of ``flwr run`` (which starts the apps in
+    other processes; an in-process run is what lets the notebooks get per-round records and final
+    weights back directly; README shows the ``flwr run`` commands)."""
+    flwr_logger = logging.getLogger("flwr")
+    level = flwr_logger.level
+    if not verbose:
+        flwr_logger.setLevel(logging.ERROR)
+    # Ray >= 2.5x warns on every start that it will stop masking accelerators for num_gpus=0; opt in now.
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    try:
+        run_simulation(server_app=server_app, client_app=client_app, num_supernodes=num_nodes,
+                       backend_name="ray", backend_config=backend_config or DEFAULT_BACKEND_CONFIG,
+                       verbose_logging=verbose)
+    except SystemExit as e:  # Flower exits the process on a failed run; make it an error instead
+        raise RuntimeError(f"Flower simulation failed (exit code {e.code}); see its log above") from None
+    finally:
+        flwr_logger.setLevel(level)
+
+
+def run_arms(arms: list[Arm], backend_config: dict[str, Any] | None = None,
+             verbose: bool = False) -> dict[str, dict[str, Any]]:
+    """Run several DP-FedAvg arms one after the other in ONE Flower simulation (one Ray start, one
+    virtual node per user of the largest arm); ``{arm name: {"rounds": [...], "user_loss": [...],
+    "seconds": wall time}}`` as :func:`nvrepro.fl.server.run_rounds` returns them."""
+    require(len(arms) > 0, "arms", "needs at least one arm")
+    names = [a.name for a in arms]
+    require(len(set(names)) == len(names), "arms", f"names must be unique, got {names}")
+    out: dict[str, dict[str, Any]] = {}
+    _simulate(make_server_app(arms=arms, arm_sink=out), max(a.settings.num_users for a in arms), backend_config,
+              verbose)
+    missing = [n for n in names if n not in out]
+    if missing:
+        raise RuntimeError(f"the simulation returned no result for arms {missing}; see Flower's log above")
+    return out
 
 
 def run_dp_fedavg(num_users: int = 4, clients_per_round: int = 2, rounds: int = 2, clip_norm: float = 1.0,
@@ -52,12 +93,7 @@ def run_dp_fedavg(num_users: int = 4, clients_per_round: int = 2, rounds: int = 
                          clip_norm=clip_norm, noise_multiplier=noise_multiplier, local_steps=local_steps,
                          model_config=dict(model_config or DEFAULT_MODEL_CONFIG), seed=seed, **settings)
     rounds_out: list[dict[str, Any]] = []
-    try:
-        run_simulation(server_app=make_server_app(s, sink=rounds_out), client_app=client_app,
-                       num_supernodes=num_users, backend_name="ray",
-                       backend_config=backend_config or DEFAULT_BACKEND_CONFIG)
-    except SystemExit as e:  # Flower exits the process on a failed run; make it an error instead
-        raise RuntimeError(f"Flower simulation failed (exit code {e.code}); see its log above") from None
+    _simulate(make_server_app(s, sink=rounds_out), num_users, backend_config)
     if len(rounds_out) != rounds + 1:
         raise RuntimeError(f"the simulation returned {len(rounds_out)} of {rounds + 1} round records; "
                            "see Flower's log above")

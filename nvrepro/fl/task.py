@@ -1,9 +1,13 @@
-"""The learning task shared by the client and the server: a tiny core LM on users' bytes.
+"""The learning task shared by the client and the server: a tiny core LM on users' text.
 
 Framework-free (torch and :mod:`nvrepro.core` only): :func:`build_lm` (a seeded
 :class:`~nvrepro.core.lm.model.PatternLM` from a :class:`~nvrepro.core.lm.config.ModelConfig`
-dict), :func:`user_rows` (a user's sentences as byte-token rows), :func:`local_train` (the
-client's few SGD steps) and :func:`mean_loss` (next-token loss, the server's evaluation).
+dict), :func:`user_rows` (a user's sentences as token rows), :func:`local_train` (the client's few
+SGD steps), :func:`mean_loss` (next-token loss) and :func:`nats_per_byte` (the loss per UTF-8 byte
+of text, the unit that compares models with different tokenizers).
+
+A tokenizer travels between server and clients as a string (:func:`tokenizer_json`: ``""`` for
+bytes, else the HF ``tokenizers`` JSON of a BPE), so a client needs nothing but the message.
 
 Local training is a plain torch loop rather than a Lightning ``fit``: a client does only a few
 optimizer steps per round, a Trainer costs more to set up than those steps take and adds
@@ -13,13 +17,14 @@ one seeded generator (so a client's update is a pure function of its inputs).
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
 import numpy as np
 import torch
 
-from nvrepro.core.data.tokenizers import ByteTokenizer
+from nvrepro.core.data.tokenizers import BPETokenizer, ByteTokenizer
 from nvrepro.core.lm.config import ModelConfig
 from nvrepro.core.lm.model import PatternLM, build_model
 from nvrepro.core.training.module import causal_lm_loss
@@ -35,7 +40,8 @@ DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     "ffn": {"hidden": 64},
 }
 
-_TOKENIZER = ByteTokenizer()
+_BYTES = ByteTokenizer()
+Tokenizer = ByteTokenizer | BPETokenizer
 
 
 def derived_seed(*parts: int) -> int:
@@ -60,30 +66,57 @@ def build_lm(model_config: dict[str, Any] | str, seed: int = 0) -> PatternLM:
         return build_model(cfg)
 
 
-def token_rows(texts: list[str], seq_len: int) -> torch.Tensor:
-    """Sentences joined by ``<eos>`` into one byte stream, cut into rows of ``seq_len + 1`` tokens
-    (inputs and pre-shifted labels); the last row is padded with ``<pad>``."""
+def or_bytes(tokenizer: Tokenizer | None) -> Tokenizer:
+    """``tokenizer``, or the byte tokenizer for ``None``."""
+    return tokenizer or _BYTES
+
+
+def tokenizer_json(tokenizer: Tokenizer | None) -> str:
+    """How a tokenizer travels in a Flower ``ConfigRecord``: ``""`` for bytes, else its JSON."""
+    if tokenizer is None or isinstance(tokenizer, ByteTokenizer):
+        return ""
+    return tokenizer.backend.to_str()
+
+
+@functools.lru_cache(maxsize=8)
+def tokenizer_from_json(text: str) -> Tokenizer:
+    """The tokenizer of :func:`tokenizer_json`'s string (cached: every round sends the same one)."""
+    if not text:
+        return _BYTES
+    from tokenizers import Tokenizer as HFTokenizer
+
+    return BPETokenizer(HFTokenizer.from_str(text))
+
+
+def token_rows(texts: list[str], seq_len: int, tokenizer: Tokenizer | None = None) -> torch.Tensor:
+    """Sentences joined by ``<eos>`` into one token stream, cut into rows of ``seq_len + 1`` tokens
+    (inputs and pre-shifted labels) that overlap by one token, so every token but the first is
+    predicted once; the last row is padded with ``<pad>``. ``(rows, seq_len + 1)`` int64."""
+    tok = or_bytes(tokenizer)
     stream: list[int] = []
     for text in texts:
-        stream += _TOKENIZER.encode(text) + [_TOKENIZER.eos_id]
-    width = seq_len + 1
-    stream += [_TOKENIZER.pad_id] * (-len(stream) % width)
-    return torch.tensor(stream, dtype=torch.long).view(-1, width)
+        stream += tok.encode(text) + [tok.eos_id]
+    rows = max(1, -(-(len(stream) - 1) // seq_len))
+    stream += [tok.pad_id] * (rows * seq_len + 1 - len(stream))
+    data = torch.tensor(stream, dtype=torch.long)
+    return data.unfold(0, seq_len + 1, seq_len).contiguous()
 
 
-def user_rows(user_id: int, num_sentences: int, seq_len: int, seed: int = 0) -> torch.Tensor:
+def user_rows(user_id: int, num_sentences: int, seq_len: int, seed: int = 0,
+              tokenizer: Tokenizer | None = None) -> torch.Tensor:
     """User ``user_id``'s dataset (``num_sentences`` sentences of population ``seed``) as rows."""
-    return token_rows(user_texts(user_id, num_sentences, seed), seq_len)
+    return token_rows(user_texts(user_id, num_sentences, seed), seq_len, tokenizer)
 
 
-def _loss(model: PatternLM, rows: torch.Tensor) -> torch.Tensor:
+def next_token_loss(model: PatternLM, rows: torch.Tensor, pad_id: int = _BYTES.pad_id) -> torch.Tensor:
+    """Mean cross-entropy of predicting ``rows[:, 1:]`` from ``rows[:, :-1]`` (pad labels ignored)."""
     labels = rows[:, 1:].clone()
-    labels[labels == _TOKENIZER.pad_id] = -100
+    labels[labels == pad_id] = -100
     return causal_lm_loss(model(rows[:, :-1]), labels)
 
 
 def local_train(model: PatternLM, rows: torch.Tensor, steps: int, lr: float, batch_size: int,
-                seed: int) -> float:
+                seed: int, pad_id: int = _BYTES.pad_id) -> float:
     """``steps`` SGD steps on batches of ``batch_size`` rows drawn (with replacement) by a
     generator seeded with ``seed``; returns the mean training loss over the steps."""
     gen = torch.Generator().manual_seed(seed)
@@ -92,7 +125,7 @@ def local_train(model: PatternLM, rows: torch.Tensor, steps: int, lr: float, bat
     total = 0.0
     for _ in range(steps):
         batch = rows[torch.randint(len(rows), (batch_size,), generator=gen)]
-        loss = _loss(model, batch)
+        loss = next_token_loss(model, batch, pad_id)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -101,13 +134,34 @@ def local_train(model: PatternLM, rows: torch.Tensor, steps: int, lr: float, bat
 
 
 @torch.no_grad()
-def mean_loss(model: PatternLM, rows: torch.Tensor, batch_size: int = 64) -> float:
-    """Mean next-token loss over all supervised tokens of ``rows``."""
+def loss_sum(model: PatternLM, rows: torch.Tensor, pad_id: int = _BYTES.pad_id,
+             batch_size: int = 64) -> tuple[float, int]:
+    """(summed next-token loss in nats, number of supervised tokens) over ``rows``."""
     model.eval()
     total, count = 0.0, 0
     for start in range(0, len(rows), batch_size):
         batch = rows[start:start + batch_size]
-        n = int((batch[:, 1:] != _TOKENIZER.pad_id).sum())
-        total += float(_loss(model, batch)) * n
+        n = int((batch[:, 1:] != pad_id).sum())
+        total += float(next_token_loss(model, batch, pad_id)) * n
         count += n
+    return total, count
+
+
+def mean_loss(model: PatternLM, rows: torch.Tensor, pad_id: int = _BYTES.pad_id, batch_size: int = 64) -> float:
+    """Mean next-token loss (nats per token) over all supervised tokens of ``rows``."""
+    total, count = loss_sum(model, rows, pad_id, batch_size)
     return total / count
+
+
+def text_bytes(texts: list[str]) -> int:
+    """What :func:`nats_per_byte` divides by: UTF-8 bytes of ``texts`` plus one per ``<eos>``."""
+    return sum(len(t.encode("utf-8")) + 1 for t in texts)
+
+
+def nats_per_byte(model: PatternLM, texts: list[str], seq_len: int, tokenizer: Tokenizer | None = None) -> float:
+    """Next-token loss summed over ``texts`` (joined by ``<eos>``) divided by their bytes
+    (:func:`text_bytes`): the same unit whatever the tokenizer (for bytes it is the mean loss per
+    token). The stream's first token is never predicted, a negligible bias for long streams."""
+    tok = or_bytes(tokenizer)
+    total, _ = loss_sum(model, token_rows(texts, seq_len, tok), tok.pad_id)
+    return total / text_bytes(texts)

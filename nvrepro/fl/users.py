@@ -95,7 +95,7 @@ class UserProfile:
 
 
 def _invent_word(rng: np.random.Generator) -> str:
-    n = int(rng.integers(2, 4))
+    n = int(rng.integers(2, 5))  # 2-4 syllables: 20^2 + 20^3 + 20^4 = 168,400 possible words
     return "".join(SYLLABLES[i] for i in rng.integers(0, len(SYLLABLES), size=n)).capitalize()
 
 
@@ -104,12 +104,18 @@ def _check_seed(seed: int) -> None:
             f"must be a non-negative integer, got {seed!r}")
 
 
-@functools.lru_cache(maxsize=64)
-def _population(seed: int, size: int) -> tuple[UserProfile, ...]:
-    """Users ``0..size-1`` of population ``seed``; user k's words avoid users 0..k-1 and the public words."""
-    taken = {w.lower() for ws in PUBLIC_WORDS.values() for w in ws}
-    users = []
-    for user_id in range(size):
+# Users of each population so far, with every word they took: grown on demand, never rebuilt.
+_POPULATIONS: dict[int, tuple[list[UserProfile], set[str]]] = {}
+MAX_USERS = 10_000  # a quarter of the invented-word space at most, so a user's draws rarely collide
+
+
+def _population(seed: int, size: int) -> list[UserProfile]:
+    """Users ``0..size-1`` of population ``seed``; user k's words avoid users 0..k-1 and every public word."""
+    if seed not in _POPULATIONS:  # no invented word may be a public word, the Bible's included
+        public = {w.lower() for ws in PUBLIC_WORDS.values() for w in ws} | {w.lower() for w in words_of(_bible(None))}
+        _POPULATIONS[seed] = ([], public)
+    users, taken = _POPULATIONS[seed]
+    for user_id in range(len(users), size):
         rng = np.random.default_rng([seed, user_id])
         words = {}
         for slot in SLOTS:
@@ -122,16 +128,15 @@ def _population(seed: int, size: int) -> tuple[UserProfile, ...]:
             words[slot] = tuple(chosen)
         weights = rng.dirichlet(np.full(len(TOPICS), 0.3))
         users.append(UserProfile(user_id, words, tuple(float(w) for w in weights)))
-    return tuple(users)
+    return users
 
 
 def user_profile(user_id: int, seed: int = 0) -> UserProfile:
     """User ``user_id`` of population ``seed`` (the same whatever the population size)."""
-    require(isinstance(user_id, int) and not isinstance(user_id, bool) and user_id >= 0, "user_id",
-            f"must be a non-negative integer, got {user_id!r}")
+    require(isinstance(user_id, int) and not isinstance(user_id, bool) and 0 <= user_id < MAX_USERS, "user_id",
+            f"must be an integer in [0, {MAX_USERS}), got {user_id!r}")
     _check_seed(seed)
-    # grow the population in blocks of 64 so that nearby ids share one cached generation
-    return _population(seed, (user_id // 64 + 1) * 64)[user_id]
+    return _population(seed, user_id + 1)[user_id]
 
 
 def _fill(template: str, rng: np.random.Generator, pick) -> str:

@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from nvrepro.core.tooling.figures import new_figure
-from nvrepro.core.tooling.intervals import bootstrap_mean
+from nvrepro.core.tooling.figures import mean_error_bar, new_figure
 
 _SYSTEM_STYLE = {"chatqa": dict(color="C7", marker="s"), "rankrag_no_rerank": dict(color="C0", marker="v"),
                  "reranker": dict(color="C2", marker="^"), "rankrag": dict(color="C3", marker="o")}
@@ -16,17 +15,8 @@ _RANKER_STYLE = {"retriever": "C7", "reranker": "C2", "rankrag": "C3"}
 _STAGE_COLORS = {"retrieve": "C7", "rerank": "C3", "generate": "C0"}
 
 
-def _mean_ci(values) -> tuple[float, float, float]:
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        v = float(values.mean()) if len(values) else float("nan")
-        return v, 0.0, 0.0
-    est = bootstrap_mean(values)
-    return est.value, est.value - est.low, est.high - est.value
-
-
 def _errorbar(ax, xs, series, **style):
-    stats = [_mean_ci(v) for v in series]
+    stats = [mean_error_bar(v) for v in series]
     ax.errorbar(xs, [s[0] for s in stats], yerr=[[s[1] for s in stats], [s[2] for s in stats]], capsize=3, **style)
 
 
@@ -90,7 +80,7 @@ def plot_recall(result: dict):
     ks = result["ks"]
     width = 0.8 / len(result["recall"])
     for i, (ranker, values) in enumerate(result["recall"].items()):
-        stats = [_mean_ci(values[f"R@{k}"]) for k in ks]
+        stats = [mean_error_bar(values[f"R@{k}"]) for k in ks]
         ax.bar(np.arange(len(ks)) + (i - (len(result["recall"]) - 1) / 2) * width, [s[0] for s in stats], width,
                yerr=[[s[1] for s in stats], [s[2] for s in stats]], capsize=2, color=_RANKER_STYLE[ranker],
                label=RANKERS[ranker])

@@ -47,7 +47,7 @@ def _replay(settings: DPFedAvgSettings, users_per_round: list[list[int]]) -> lis
         rng = np.random.default_rng([s.seed, r, 7])
         for k in w:
             noise = torch.from_numpy(rng.normal(0.0, s.noise_multiplier * s.clip_norm, tuple(w[k].shape)))
-            w[k] = (w[k] + s.server_lr * (total[k] + noise) / len(users)).float().double()
+            w[k] = (w[k] + s.server_lr * (total[k] + noise) / s.clients_per_round).float().double()
         losses.append(float(evaluate(r, as_record(w))["eval-loss"]))
     return losses
 
@@ -86,6 +86,20 @@ def test_simulation_equals_the_papers_mechanism_by_hand(dp_run):
     assert _replay(s, users) == pytest.approx([r["eval_loss"] for r in rounds], abs=2e-5)
 
 
+def test_poisson_sampling_divides_by_the_expected_count():
+    """Poisson sampling: each user joins with probability m / N; the clipped sum is divided by m
+    (not by the number who joined), also when that number differs from m."""
+    kwargs = dict(TINY, num_users=6, clients_per_round=3, rounds=3, clip_norm=0.05, noise_multiplier=0.5,
+                  sampling="poisson")
+    rounds = run_dp_fedavg(**kwargs)
+    users = [r["users"] for r in rounds[1:]]
+    for r, us in enumerate(users, start=1):
+        keep = np.random.default_rng([kwargs["seed"], r]).random(6) < 0.5
+        assert us == [u for u in range(6) if keep[u]]
+    assert {len(u) for u in users} != {3}, "pick a seed where some round trains other than m users"
+    assert _replay(DPFedAvgSettings(**kwargs), users) == pytest.approx([r["eval_loss"] for r in rounds], abs=2e-5)
+
+
 def test_no_noise_and_large_c_is_fedavg():
     """z = 0, C huge: one round is the plain mean of the clients' trained weights."""
     kwargs = dict(TINY, rounds=1, clip_norm=1e6, noise_multiplier=0.0)
@@ -104,6 +118,8 @@ def test_no_noise_and_large_c_is_fedavg():
 def test_settings_errors_name_the_field():
     with pytest.raises(ConfigError, match="clients_per_round"):
         DPFedAvgSettings(num_users=2, clients_per_round=3)
+    with pytest.raises(ConfigError, match="sampling"):
+        DPFedAvgSettings(sampling="uniform")
     with pytest.raises(ConfigError, match="model_config.pattern"):
         DPFedAvgSettings(model_config={"pattern": "?"})
     s = DPFedAvgSettings(clip_norm=0.3, model_config={"pattern": "*-", "d_model": 16, "vocab_size": 260,
@@ -207,7 +223,7 @@ def test_one_round_through_the_deployment_engine(tmp_path):
         run = subprocess.run([str(BIN / "flwr"), "run", str(app_dir), "local-test", "--stream"], env=env,
                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-        rounds = json.loads(metrics.read_text())
+        rounds = json.loads(metrics.read_text())["rounds"]
         assert [r["round"] for r in rounds] == [0, 1]
         assert sorted(rounds[1]["users"]) == [0, 1]
         assert all(math.isfinite(r["eval_loss"]) for r in rounds)

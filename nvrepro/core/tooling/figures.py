@@ -146,6 +146,18 @@ def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
     return {"commit": commit.strip(), "dirty": None if changes is None else bool(changes.strip())}
 
 
+def mean_error_bar(values) -> tuple[float, float, float]:
+    """``(mean, mean - low, high - mean)`` of ``values`` with a 95% bootstrap interval, the form
+    ``ax.errorbar(yerr=...)`` wants; zero-length bars for fewer than two values."""
+    from nvrepro.core.tooling.intervals import bootstrap_mean
+
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return (float(values.mean()) if len(values) else float("nan")), 0.0, 0.0
+    est = bootstrap_mean(values)
+    return est.value, est.value - est.low, est.high - est.value
+
+
 def figure_dir(track: str, profile: str, out_dir: str | Path | None = None) -> Path:
     """Where a notebook of ``track`` writes its figures: ``out_dir`` if given; otherwise
     ``figures/<track>`` in the paper profile and ``build/figures/<profile>/<track>`` in any other,
