@@ -46,11 +46,13 @@ def spent_epsilon(settings: DPFedAvgSettings, delta: float, runs: int = 1) -> fl
 
 def summarize(result: dict[str, Any], settings: DPFedAvgSettings, delta: float) -> dict[str, Any]:
     """A finished arm as plain data: the eval curve (rounds with an evaluation), the per-user final
-    losses, epsilon spent, z, noise std on the mean, contribution norms (max and median), client
+    losses, epsilon spent, z, noise std on the mean, the largest clipped contribution's norm, the
+    quantiles (5, 25, 50, 75, 95%) of update norms before clipping and the share clipped, client
     updates per second over the run and wall time."""
     rounds = result["rounds"]
     curve = [(r["round"], r["eval_loss"]) for r in rounds if r["eval_loss"] is not None]
     norms = [n for r in rounds[1:] for n in r["contribution_norms"]]
+    raw = [n for r in rounds[1:] for n in r["update_norms"]]
     updates = sum(len(r["users"]) for r in rounds[1:])
     train_seconds = sum(r["round_seconds"] for r in rounds[1:])
     eps = spent_epsilon(settings, delta)
@@ -59,7 +61,9 @@ def summarize(result: dict[str, Any], settings: DPFedAvgSettings, delta: float) 
             "epsilon": None if math.isinf(eps) else eps, "noise_multiplier": settings.noise_multiplier,
             "noise_std": settings.noise_multiplier * settings.clip_norm / settings.clients_per_round,
             "clip_norm": settings.clip_norm, "max_norm": max(norms) if norms else 0.0,
-            "median_norm": float(np.median(norms)) if norms else 0.0, "client_updates": updates,
+            "update_norm_quantiles": np.quantile(raw, [0.05, 0.25, 0.5, 0.75, 0.95]).tolist() if raw else [],
+            "clipped_share": float(np.mean(np.asarray(raw) > settings.clip_norm)) if raw else 0.0,
+            "client_updates": updates,
             "client_updates_per_second": updates / train_seconds if train_seconds else 0.0,
             "clients_per_round": settings.clients_per_round, "num_users": settings.num_users,
             "rounds": settings.rounds, "seconds": float(result.get("seconds", train_seconds))}

@@ -7,8 +7,8 @@ Flower's examples. Everything else arrives in the message's ``ConfigRecord`` (ke
 parameters and runs unchanged in simulation and deployment.
 
 * ``train``: load the global weights (``ArrayRecord`` under ``"arrays"``), run ``local-steps`` SGD
-  steps on the user's sentences (tokenized with the config's ``tokenizer``: ``""`` bytes, else a
-  BPE's JSON) (:func:`nvrepro.fl.task.local_train`, seeded by run seed, round and
+  steps on the user's sentences (synthetic, or from the dataset directory ``user-data``; tokenized
+  with the config's ``tokenizer``: ``""`` bytes, else a BPE's JSON) (:func:`nvrepro.fl.task.local_train`, seeded by run seed, round and
   user), reply with the updated weights (the server's DP wrapper takes the delta) and a
   ``MetricRecord`` with ``num-examples``, ``train-loss``, ``user-id`` and ``weight`` = 1 (the key
   FedAvg averages by: every user counts the same, as user-level DP-FedAvg needs).
@@ -25,7 +25,7 @@ from flwr.clientapp import ClientApp
 from nvrepro.fl.task import build_lm, derived_seed, local_train, tokenizer_from_json, user_rows
 
 TRAIN_KEYS = ("model-config", "local-steps", "client-lr", "batch-size", "seq-len",
-              "sentences-per-user", "seed", "tokenizer", "server-round")
+              "sentences-per-user", "seed", "tokenizer", "user-data", "server-round")
 
 app = ClientApp()
 
@@ -48,7 +48,8 @@ def train_user(arrays: ArrayRecord, config: ConfigRecord, user_id: int) -> tuple
     model = build_lm(str(config["model-config"]), seed)
     model.load_state_dict(arrays.to_torch_state_dict())
     tok = tokenizer_from_json(str(config["tokenizer"]))
-    rows = user_rows(user_id, int(config["sentences-per-user"]), int(config["seq-len"]), seed, tok)
+    rows = user_rows(user_id, int(config["sentences-per-user"]), int(config["seq-len"]), seed, tok,
+                     str(config["user-data"]))
     loss = local_train(model, rows, steps=int(config["local-steps"]), lr=float(config["client-lr"]),
                        batch_size=int(config["batch-size"]),
                        seed=derived_seed(seed, int(config["server-round"]), user_id), pad_id=tok.pad_id)

@@ -5,7 +5,8 @@ Error bars are 95% bootstrap intervals of a mean over held-out users."""
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.patches import Circle
+from matplotlib.patches import Circle, Rectangle
+from matplotlib.ticker import NullFormatter
 
 from nvrepro.core.tooling.figures import mean_error_bar, new_figure
 
@@ -53,8 +54,8 @@ def plot_round_demo(demo: dict):
 
 
 def plot_more_clients(result: dict):
-    """Held-out loss per round of the three arms (left); every clipped contribution's norm against C
-    (middle, from the DP arms' maxima and medians); epsilon over rounds of the two DP arms (right)."""
+    """Held-out loss per round of the three arms (left); client update norms before clipping against
+    C, with the largest contribution after it (middle); epsilon over rounds of the two DP arms (right)."""
     from nvrepro.fl.accounting import epsilon
 
     fig, (ax, ax_norm, ax_eps) = new_figure(1, 3)
@@ -66,12 +67,21 @@ def plot_more_clients(result: dict):
     ax.legend(frameon=False, fontsize=7)
     names = list(arms)
     x = np.arange(len(names))
-    ax_norm.bar(x - 0.2, [arms[n]["median_norm"] for n in names], 0.4, color="C0", label="median")
-    ax_norm.bar(x + 0.2, [arms[n]["max_norm"] for n in names], 0.4, color="C1", label="largest")
+    for i, name in enumerate(names):
+        q05, q25, q50, q75, q95 = arms[name]["update_norm_quantiles"]
+        ax_norm.plot([i, i], [q05, q95], color="C7", lw=1)
+        ax_norm.add_patch(Rectangle((i - 0.2, q25), 0.4, q75 - q25, color="C7",
+                                                                      alpha=0.4))
+        ax_norm.plot([i - 0.2, i + 0.2], [q50, q50], color="k", lw=1.2)
+        ax_norm.plot(i, arms[name]["max_norm"], marker="v", color="C3", ms=7)
+        ax_norm.annotate(f"{arms[name]['clipped_share']:.0%} clipped", (i, q95), textcoords="offset points",
+                         xytext=(0, 4), ha="center", fontsize=7)
     ax_norm.axhline(arms[names[0]]["clip_norm"], color="k", lw=0.8, ls="--", label="clip norm C")
+    ax_norm.plot([], [], marker="v", color="C3", ls="", label="largest contribution after clipping")
     ax_norm.set_xticks(x, names)
-    ax_norm.set(ylabel="clipped contribution ||Δ||", title="every contribution is at most C")
-    ax_norm.legend(frameon=False, fontsize=7)
+    ax_norm.set(ylabel="client update norm ||Δ|| before clipping", ylim=(0, None),
+                title="update norms (5-25-50-75-95%) and C")
+    ax_norm.legend(frameon=False, fontsize=7, loc="lower right")
     for name in ("dp_many", "dp_few"):
         arm = arms[name]
         q = arm["clients_per_round"] / arm["num_users"]
@@ -165,8 +175,10 @@ def plot_matching(result: dict):
             ax.annotate(f"{result['selections'][k]['near_share']:.0%}", (b, s[0]), textcoords="offset points",
                         xytext=(4, 4), fontsize=7, color=color)
     ax.set(xscale="log", xlabel="public sentences kept", ylabel="held-out nats per byte",
-           title="public pretraining alone (label: share of chat-like sentences)")
-    ax.legend(frameon=False, fontsize=7)
+           title="pretraining on the selection alone")
+    ax.set_xticks(budgets, [f"{b:,}" for b in budgets])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.legend(frameon=False, fontsize=7, title="labels: chat-like share", title_fontsize=7)
     low, high = min(budgets), max(budgets)
     names = [f"matching_{low}", f"random_{low}", f"random_{high}"]
     _bars(ax_after, [n.replace("_", " ") for n in names], [result["arms"][n]["user_loss"] for n in names],

@@ -88,13 +88,14 @@ def leaked_words(tokenizer, users: range, seed: int) -> int:
 
 def private_only_tokens(tokenizer, public_text: str) -> int:
     """How many of the tokenizer's tokens spell a string found nowhere in ``public_text`` (the
-    public corpus joined): merges that only private text could have taught it. Tokens that are part
-    of a multi-byte character (they decode to U+FFFD alone) are not counted."""
+    public corpus joined): merges that only private text could have taught it. Only merged tokens
+    count (two characters or more): the 256 single bytes every byte-level BPE starts from are not
+    learnt, nor are pieces of a multi-byte character (they decode to U+FFFD alone)."""
     if not hasattr(tokenizer, "backend"):
         return 0
     special = set(tokenizer.special_ids.values())
     return sum(1 for i in range(tokenizer.vocab_size)
-               if i not in special and (s := tokenizer.decode([i], skip_special=False))
+               if i not in special and len(s := tokenizer.decode([i], skip_special=False)) >= 2
                and "\ufffd" not in s and s not in public_text)
 
 

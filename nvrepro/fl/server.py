@@ -26,16 +26,26 @@ Where the wrapper does not fit, and what :class:`DPFedAvg` (the smallest subclas
    ``add_gaussian_noise_inplace``); the subclass draws the same ``N(0, compute_stdv(z, C, m)^2)``
    from ``np.random.default_rng([seed, round])``.
 3. Deterministic sums: replies are sorted by user before FedAvg adds them (the arrival order varies).
-4. Inspection: after aggregation the replies hold the clipped models (the wrapper writes them back
-   into the messages), so the subclass records each contribution's norm ``||clipped - w||`` per round
-   (``contribution_norms``) and the round's wall time (``round_times``).
+4. Inspection: the subclass records each reply's update norm ``||reply - w||`` before clipping
+   (``update_norms``) and, since the wrapper writes the clipped models back into the messages, each
+   contribution's norm ``||clipped - w||`` after it (``contribution_norms``), and the round's wall
+   time (``round_times``).
+5. Poisson sampling (``sampling="poisson"``): see :class:`DPFedAvg`.
 
 Sampling: Flower samples nodes with ``random.sample`` over node ids that are random per run, so the
 users in a round would not repeat. :class:`UserSampledFedAvg` (a FedAvg whose only change is
-``configure_train``) samples exactly ``m`` users per round with ``np.random.default_rng([seed, round])``
-from the node -> user map that :func:`discover_users` asks the nodes for (one ``query`` message
-each) before round 1. Evaluation is server-side only (``fraction_evaluate = 0``): the next-token
-loss of held-out users ``N .. N + eval_users - 1``, whom no client plays.
+``configure_train``) draws the round's users with ``np.random.default_rng([seed, round])``
+(:func:`sample_users`) from the node -> user map that :func:`discover_users` asks the nodes for (one
+``query`` message each) before round 1: exactly ``m`` users (``sampling="fixed"``, Flower's own
+scheme, replace-one DP) or each user with probability ``m / N`` (``sampling="poisson"``, the
+add/remove-one DP that :mod:`nvrepro.fl.accounting` and the notebooks account for). Flower 1.42's
+wrapper can also account privacy, but only without amplification by sampling, so accounting stays
+in :mod:`nvrepro.fl.accounting`.
+
+Evaluation is server-side only (``fraction_evaluate = 0``): next-token loss in nats per byte of
+held-out users ``N .. N + eval_users - 1``, whom no client plays. A ``ServerApp`` can run several
+:class:`Arm` s one after the other on the same nodes (:func:`make_server_app` with ``arms``), which
+is how a notebook compares settings with one engine start.
 """
 
 from __future__ import annotations
@@ -56,9 +66,12 @@ from flwr.supercore.differential_privacy import compute_stdv
 from nvrepro.core.lm.config import ModelConfig
 from nvrepro.core.tooling.validation import ConfigError, require, require_positive_int
 from nvrepro.fl.accounting import SAMPLINGS
-from nvrepro.fl.task import (DEFAULT_MODEL_CONFIG, build_lm, model_config_json, nats_per_byte,
+from nvrepro.fl.task import (DEFAULT_MODEL_CONFIG, build_lm, model_config_json, nats_per_byte, texts_of,
                              tokenizer_from_json)
-from nvrepro.fl.users import user_texts
+
+
+# Run-config keys the ServerApp reads besides the settings.
+RUN_CONFIG_EXTRAS = {"metrics-path"}
 
 
 @dataclass
@@ -81,6 +94,7 @@ class DPFedAvgSettings:
     eval_every: int = 1
     sampling: str = "fixed"
     tokenizer: str = ""
+    user_data: str = ""
     seed: int = 0
     model_config: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_MODEL_CONFIG))
 
@@ -102,6 +116,13 @@ class DPFedAvgSettings:
             raise ConfigError(f"model_config.{e}") from None
         require(self.seq_len <= cfg.max_seq_len, "seq_len",
                 f"must be <= model_config.max_seq_len={cfg.max_seq_len}, got {self.seq_len}")
+        if self.user_data:
+            from nvrepro.fl.user_data import num_users
+
+            available = num_users(self.user_data)
+            require(self.num_users + self.eval_users <= available, "num_users",
+                    f"num_users + eval_users = {self.num_users + self.eval_users} exceeds the {available} users "
+                    f"of user_data={self.user_data}")
         vocab = tokenizer_from_json(self.tokenizer).vocab_size
         require(vocab <= cfg.vocab_size, "model_config.vocab_size",
                 f"must cover the tokenizer's {vocab} ids, got {cfg.vocab_size}")
@@ -119,9 +140,15 @@ class DPFedAvgSettings:
 
     @classmethod
     def from_run_config(cls, run_config: dict[str, Any]) -> "DPFedAvgSettings":
-        """Settings from a Flower run config; absent keys take the defaults, unknown ones are ignored."""
+        """Settings from a Flower run config; absent keys take the defaults, an unknown key (a typo
+        would otherwise be ignored) raises :class:`ConfigError` naming it."""
+        defaults = asdict(cls())
+        known = {name.replace("_", "-") for name in defaults} | RUN_CONFIG_EXTRAS
+        unknown = sorted(set(run_config) - known)
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: not a setting of DPFedAvg (known: {', '.join(sorted(known))})")
         kwargs: dict[str, Any] = {}
-        for name, default in asdict(cls()).items():
+        for name, default in defaults.items():
             key = name.replace("_", "-")
             if key in run_config:
                 value = run_config[key]
@@ -136,7 +163,7 @@ def train_config(settings: DPFedAvgSettings) -> ConfigRecord:
     return ConfigRecord({"model-config": model_config_json(s.model_config), "local-steps": s.local_steps,
                          "client-lr": float(s.client_lr), "batch-size": s.batch_size, "seq-len": s.seq_len,
                          "sentences-per-user": s.sentences_per_user, "seed": s.seed,
-                         "tokenizer": s.tokenizer})
+                         "tokenizer": s.tokenizer, "user-data": s.user_data})
 
 
 def discover_users(grid: Grid, num_nodes: int, timeout: float = 600.0) -> dict[int, int]:
@@ -221,6 +248,7 @@ class DPFedAvg(DifferentialPrivacyServerSideFixedClipping):
         self.sampling = sampling
         self.node_users = dict(node_users or {})
         self.contribution_norms: dict[int, list[float]] = {}
+        self.update_norms: dict[int, list[float]] = {}
         self.noise_std: dict[int, float] = {}
         self.round_times: dict[int, float] = {}
         self._round = 0
@@ -236,6 +264,7 @@ class DPFedAvg(DifferentialPrivacyServerSideFixedClipping):
                                                  m.metadata.src_node_id))
         self._round, self._replies = server_round, len(replies)
         current = self.current_arrays.to_numpy_ndarrays()
+        self.update_norms[server_round] = self._norms(replies, current)  # before the wrapper clips them
         note = _PoissonCountNote()
         if self.sampling == "poisson":
             logging.getLogger("flwr").addFilter(note)
@@ -246,15 +275,19 @@ class DPFedAvg(DifferentialPrivacyServerSideFixedClipping):
                 arrays, metrics = self._add_noise_to_aggregated_arrays(self.current_arrays), None
         finally:
             logging.getLogger("flwr").removeFilter(note)
-        self.contribution_norms[server_round] = [
-            float(np.sqrt(sum(np.sum((r.astype(np.float64) - c) ** 2) for r, c in
-                              zip(reply.content["arrays"].to_numpy_ndarrays(), current, strict=True))))
-            for reply in replies if not reply.has_error()]
+        self.contribution_norms[server_round] = self._norms(replies, current)
         if arrays is not None and self.server_lr != 1.0:
             arrays = ArrayRecord({k: Array(np.asarray(c + self.server_lr * (a - c), dtype=a.dtype))
                                   for k, a, c in zip(arrays.keys(), arrays.to_numpy_ndarrays(), current, strict=True)})
         self.round_times[server_round] = time.perf_counter() - self._t0
         return arrays, metrics
+
+    @staticmethod
+    def _norms(replies: list[Message], current: list[np.ndarray]) -> list[float]:
+        """``||reply - current||`` (flat L2 over all arrays) of every reply without an error."""
+        return [float(np.sqrt(sum(np.sum((r.astype(np.float64) - c) ** 2) for r, c in
+                                  zip(reply.content["arrays"].to_numpy_ndarrays(), current, strict=True))))
+                for reply in replies if not reply.has_error()]
 
     def _add_noise_to_aggregated_arrays(self, aggregated_arrays: ArrayRecord) -> ArrayRecord:
         """``aggregated_arrays`` is ``w + mean_k(clipped deltas)`` (FedAvg's uniform mean over the
@@ -284,7 +317,8 @@ def eval_texts(settings: DPFedAvgSettings) -> list[list[str]]:
     """The held-out users' sentences, one list per user (users ``num_users .. num_users + eval_users - 1``,
     whom no client plays)."""
     s = settings
-    return [user_texts(u, s.sentences_per_user, s.seed) for u in range(s.num_users, s.num_users + s.eval_users)]
+    return [texts_of(u, s.sentences_per_user, s.seed, s.user_data)
+            for u in range(s.num_users, s.num_users + s.eval_users)]
 
 
 def per_user_loss(settings: DPFedAvgSettings, arrays: ArrayRecord | dict) -> list[float]:
@@ -347,6 +381,7 @@ def run_rounds(grid: Grid, settings: DPFedAvgSettings, node_users: dict[int, int
                        "round_seconds": seconds, "client_updates_per_second": len(users) / seconds,
                        "train_loss": float(train["train-loss"]) if train else float("nan"),
                        "users": users, "contribution_norms": strategy.contribution_norms.get(r, []),
+                       "update_norms": strategy.update_norms.get(r, []),
                        "noise_std": strategy.noise_std.get(r, 0.0)})
     final = result.arrays if result.arrays is not None else initial
     return {"rounds": rounds, "user_loss": per_user_loss(s, final), "state": final.to_torch_state_dict()}, strategy

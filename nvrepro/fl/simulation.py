@@ -36,6 +36,16 @@ DEFAULT_BACKEND_CONFIG: dict[str, Any] = {
 }
 
 
+def cluster_backend_config(address: str = "auto", cpus_per_client: float = 1.0,
+                           gpus_per_client: float = 0.0) -> dict[str, Any]:
+    """A ``backend_config`` that joins a running Ray cluster (``ray start --head`` on one machine,
+    ``ray start --address=...`` on the others) instead of starting a local Ray: Flower's Ray backend
+    passes ``init_args`` to ``ray.init``. Each virtual client gets ``cpus_per_client`` CPUs and
+    ``gpus_per_client`` of a GPU, so as many clients train at once as the cluster holds."""
+    return {"client_resources": {"num_cpus": cpus_per_client, "num_gpus": gpus_per_client},
+            "init_args": {"address": address, "logging_level": logging.ERROR, "log_to_driver": False}}
+
+
 def _simulate(server_app, num_nodes: int, backend_config: dict[str, Any] | None, verbose: bool = False) -> None:
     """One Flower simulation. Unless ``verbose``, Flower logs errors only: its per-round INFO lines
     (dozens a round), the note that federated evaluation is off (it is: evaluation is server-side)

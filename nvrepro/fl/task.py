@@ -80,12 +80,17 @@ def tokenizer_json(tokenizer: Tokenizer | None) -> str:
 
 @functools.lru_cache(maxsize=8)
 def tokenizer_from_json(text: str) -> Tokenizer:
-    """The tokenizer of :func:`tokenizer_json`'s string (cached: every round sends the same one)."""
+    """The tokenizer of :func:`tokenizer_json`'s string (cached: every round sends the same one):
+    ``""`` bytes, a JSON string, or else the path of a ``tokenizer.json`` on every machine (for
+    large vocabularies, which would weigh on every message); a BPE needs the special tokens
+    ``<bos> <eos> <pad> <sep>``."""
     if not text:
         return _BYTES
-    from tokenizers import Tokenizer as HFTokenizer
+    if text.lstrip().startswith("{"):
+        from tokenizers import Tokenizer as HFTokenizer
 
-    return BPETokenizer(HFTokenizer.from_str(text))
+        return BPETokenizer(HFTokenizer.from_str(text))
+    return BPETokenizer.load(text)
 
 
 def token_rows(texts: list[str], seq_len: int, tokenizer: Tokenizer | None = None) -> torch.Tensor:
@@ -102,10 +107,21 @@ def token_rows(texts: list[str], seq_len: int, tokenizer: Tokenizer | None = Non
     return data.unfold(0, seq_len + 1, seq_len).contiguous()
 
 
+def texts_of(user_id: int, num_sentences: int, seed: int = 0, user_data: str = "") -> list[str]:
+    """User ``user_id``'s sentences: synthetic (:func:`nvrepro.fl.users.user_texts`, population
+    ``seed``) or, with ``user_data`` a dataset directory, that user's texts on disk
+    (:mod:`nvrepro.fl.user_data`)."""
+    if user_data:
+        from nvrepro.fl.user_data import user_texts_from_disk
+
+        return user_texts_from_disk(user_data, user_id, num_sentences)
+    return user_texts(user_id, num_sentences, seed)
+
+
 def user_rows(user_id: int, num_sentences: int, seq_len: int, seed: int = 0,
-              tokenizer: Tokenizer | None = None) -> torch.Tensor:
-    """User ``user_id``'s dataset (``num_sentences`` sentences of population ``seed``) as rows."""
-    return token_rows(user_texts(user_id, num_sentences, seed), seq_len, tokenizer)
+              tokenizer: Tokenizer | None = None, user_data: str = "") -> torch.Tensor:
+    """User ``user_id``'s dataset (:func:`texts_of`) as rows."""
+    return token_rows(texts_of(user_id, num_sentences, seed, user_data), seq_len, tokenizer)
 
 
 def next_token_loss(model: PatternLM, rows: torch.Tensor, pad_id: int = _BYTES.pad_id) -> torch.Tensor:
