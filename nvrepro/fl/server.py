@@ -77,7 +77,15 @@ RUN_CONFIG_EXTRAS = {"metrics-path"}
 @dataclass
 class DPFedAvgSettings:
     """One DP-FedAvg run. In a deployment these come from the app's run config (the same names with
-    dashes, ``model-config`` as a JSON string; :meth:`from_run_config`)."""
+    dashes, ``model-config`` as a JSON string; :meth:`from_run_config`).
+
+    ``num_users`` users train (``clients_per_round`` of them a round: exactly, or in expectation with
+    ``sampling="poisson"``); ``clip_norm`` C and ``noise_multiplier`` z set the mechanism, ``server_lr``
+    scales the noisy mean; each client runs ``local_steps`` SGD steps (``client_lr``, ``batch_size``
+    rows of ``seq_len`` tokens) on its first ``sentences_per_user`` sentences; ``eval_users`` held-out
+    users are scored every ``eval_every`` rounds. ``tokenizer``: ``""`` bytes, a BPE's JSON or a
+    ``tokenizer.json`` path; ``user_data``: ``""`` synthetic users, else a dataset directory
+    (:mod:`nvrepro.fl.user_data`); ``seed`` fixes users, initial weights, sampling, batches and noise."""
 
     num_users: int = 4
     clients_per_round: int = 2
