@@ -1,5 +1,5 @@
-"""Federated learning on Flower: user-level DP-FedAvg with public data (arXiv 2305.12132) and, later,
-FOCUS (arXiv 2207.10265), which reuses the same machinery.
+"""Federated learning on Flower: user-level DP-FedAvg with public data (arXiv 2305.12132) and, in
+:mod:`nvrepro.fl.focus`, FOCUS (arXiv 2207.10265), which reuses the same simulation machinery.
 
 Federated rounds run on Flower (``flwr``): its simulation engine (Ray) for many clients on one
 machine or a Ray cluster, its deployment engine (SuperLink + SuperNodes) for real clients. Nothing

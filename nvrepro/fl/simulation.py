@@ -24,7 +24,7 @@ from typing import Any
 from flwr.simulation import run_simulation
 
 from nvrepro.core.tooling.validation import require
-from nvrepro.fl.client import app as client_app
+from nvrepro.fl.client import app as dp_client_app
 from nvrepro.fl.server import Arm, DPFedAvgSettings, make_server_app
 from nvrepro.fl.task import DEFAULT_MODEL_CONFIG
 
@@ -46,8 +46,10 @@ def cluster_backend_config(address: str = "auto", cpus_per_client: float = 1.0,
             "init_args": {"address": address, "logging_level": logging.ERROR, "log_to_driver": False}}
 
 
-def _simulate(server_app, num_nodes: int, backend_config: dict[str, Any] | None, verbose: bool = False) -> None:
-    """One Flower simulation. Unless ``verbose``, Flower logs errors only: its per-round INFO lines
+def simulate(server_app, num_nodes: int, backend_config: dict[str, Any] | None = None, verbose: bool = False,
+             client_app=None) -> None:
+    """One Flower simulation of ``server_app`` against ``num_nodes`` virtual nodes running ``client_app``
+    (default: the DP-FedAvg ``ClientApp``; FOCUS passes its own). Unless ``verbose``, Flower logs errors only: its per-round INFO lines
     (dozens a round), the note that federated evaluation is off (it is: evaluation is server-side)
     and the deprecation of ``run_simulation`` in favour of ``flwr run`` (which starts the apps in
     other processes; an in-process run is what lets the notebooks get per-round records and final
@@ -59,7 +61,7 @@ def _simulate(server_app, num_nodes: int, backend_config: dict[str, Any] | None,
     # Ray >= 2.5x warns on every start that it will stop masking accelerators for num_gpus=0; opt in now.
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     try:
-        run_simulation(server_app=server_app, client_app=client_app, num_supernodes=num_nodes,
+        run_simulation(server_app=server_app, client_app=client_app or dp_client_app, num_supernodes=num_nodes,
                        backend_name="ray", backend_config=backend_config or DEFAULT_BACKEND_CONFIG,
                        verbose_logging=verbose)
     except SystemExit as e:  # Flower exits the process on a failed run; make it an error instead
@@ -77,7 +79,7 @@ def run_arms(arms: list[Arm], backend_config: dict[str, Any] | None = None,
     names = [a.name for a in arms]
     require(len(set(names)) == len(names), "arms", f"names must be unique, got {names}")
     out: dict[str, dict[str, Any]] = {}
-    _simulate(make_server_app(arms=arms, arm_sink=out), max(a.settings.num_users for a in arms), backend_config,
+    simulate(make_server_app(arms=arms, arm_sink=out), max(a.settings.num_users for a in arms), backend_config,
               verbose)
     missing = [n for n in names if n not in out]
     if missing:
@@ -103,7 +105,7 @@ def run_dp_fedavg(num_users: int = 4, clients_per_round: int = 2, rounds: int = 
                          clip_norm=clip_norm, noise_multiplier=noise_multiplier, local_steps=local_steps,
                          model_config=dict(model_config or DEFAULT_MODEL_CONFIG), seed=seed, **settings)
     rounds_out: list[dict[str, Any]] = []
-    _simulate(make_server_app(s, sink=rounds_out), num_users, backend_config)
+    simulate(make_server_app(s, sink=rounds_out), num_users, backend_config)
     if len(rounds_out) != rounds + 1:
         raise RuntimeError(f"the simulation returned {len(rounds_out)} of {rounds + 1} round records; "
                            "see Flower's log above")
