@@ -13,6 +13,8 @@ Where things live, and which way imports go (each line imports only from the lin
     nvrepro/core/retrieval/   RETRO-style chunks, same-document exclusion, the frozen sentence
                               embedder, faiss indexes, the neighbour table, ``nvrepro build-db``
                               (reads corpora through ``data``).
+    nvrepro/core/vision/      dynamic high-resolution tiling (InternVL's rule, Pillow), a small ViT
+                              encoder, the 2x2 pixel shuffle, the MLP projector (torch only).
     nvrepro/core/evaluation/  eval_mode, loss/accuracy over supervised positions, batched
                               generation and option scoring, exact match / token F1, check_number.
     nvrepro/core/training/    the LightningModule base (CausalLMModule), quiet_fit, progress bar,
@@ -25,7 +27,8 @@ Where things live, and which way imports go (each line imports only from the lin
                               never another paper.
     nvrepro/cli.py            the ``nvrepro`` command: LightningCLI plus the subcommands above.
 
-(``data`` and ``lm`` sit side by side: neither imports the other; ``retrieval`` reads ``data``.)
+(``data``, ``lm`` and ``vision`` sit side by side: none imports another; ``retrieval`` reads ``data``;
+``training`` may use ``vision``.)
 """
 
 __version__ = "0.1.0"

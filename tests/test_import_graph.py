@@ -81,7 +81,8 @@ ROLES = {
     "data": {"tooling", "data"},
     "retrieval": {"tooling", "data", "retrieval"},
     "evaluation": {"tooling", "lm", "data", "retrieval", "evaluation"},
-    "training": {"tooling", "lm", "data", "retrieval", "evaluation", "training"},
+    "training": {"tooling", "lm", "data", "retrieval", "evaluation", "training", "vision"},
+    "vision": {"tooling", "vision"},
 }
 
 
