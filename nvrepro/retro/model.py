@@ -34,7 +34,7 @@ from nvrepro.core.lm.layers.chunked_cross_attention import NeighbourContext
 from nvrepro.core.lm.layers.cross_attention import CrossAttention
 from nvrepro.core.lm.layers.mlp import FFN
 from nvrepro.core.lm.layers.norms import RMSNorm
-from nvrepro.core.lm.model import PatternLM, register_model_class
+from nvrepro.core.lm.model import PatternLM, base_config, load_base_model, register_model_class
 from nvrepro.core.tooling.validation import require, require_positive_int
 
 CCA = "C"
@@ -169,28 +169,19 @@ class RetroLM(PatternLM):
 register_model_class(RetroConfig, RetroLM)
 
 
+RETRO_FIELDS = ("chunk_len", "num_neighbours", "encoder_layers")
+
+
 def gpt_config(cfg: RetroConfig) -> ModelConfig:
     """The plain GPT config of a Retro config: its pattern without ``C`` and the same widths."""
-    data = cfg.to_dict()
-    for name in ("chunk_len", "num_neighbours", "encoder_layers"):
-        data.pop(name)
-    data["pattern"] = cfg.gpt_pattern
-    return ModelConfig.from_dict(data)
+    return base_config(cfg, CCA, RETRO_FIELDS)
 
 
-@torch.no_grad()
 def retrofit_from_gpt(retro: RetroLM, gpt: PatternLM) -> RetroLM:
     """Copy a trained GPT into the decoder of ``retro`` (InstructRetro, Sec. 3: the decoder starts
     from the pretrained GPT; CCA and encoder start fresh). The GPT's pattern must be
     ``retro.cfg.gpt_pattern`` with the same widths; returns ``retro``."""
-    expected = gpt_config(retro.cfg)
-    if gpt.cfg.to_dict() != expected.to_dict():
-        raise ValueError(f"gpt: its config differs from the Retro decoder's without CCA "
-                         f"(pattern {gpt.cfg.pattern!r} vs {expected.pattern!r}, or the widths)")
-    blocks = iter(gpt.layers)
-    for block in retro.layers:
-        if block.kind != CCA:
-            block.load_state_dict(next(blocks).state_dict())
-    for name in ("embed", "norm_f", "lm_head"):
-        getattr(retro, name).load_state_dict(getattr(gpt, name).state_dict())
-    return retro
+    try:
+        return load_base_model(retro, gpt, CCA, RETRO_FIELDS)
+    except ValueError as err:
+        raise ValueError(str(err).replace("base:", "gpt:", 1)) from None

@@ -113,6 +113,10 @@ def format_info(info: ModelInfo, cfg: ModelConfig, title: str = "") -> str:
             ("total", info.cache_bytes)]
     width = max(len(label) for label, _ in rows)
     lines += [f"  {label:<{width}} {human_bytes(n):>12}" for label, n in rows]
+    # A paper's config may say more about itself (e.g. NVLM: image tokens per architecture).
+    extra = getattr(cfg, "info_lines", None)
+    if callable(extra):
+        lines += extra()
     return "\n".join(lines)
 
 

@@ -198,6 +198,35 @@ def model_class_for(cfg: ModelConfig) -> type:
     raise TypeError(f"model: no model class registered for {type(cfg).__name__}")
 
 
+def base_config(cfg: ModelConfig, added_kinds: str, extra_fields: tuple[str, ...] = ()) -> ModelConfig:
+    """The plain :class:`ModelConfig` that ``cfg`` extends: its pattern without the characters of
+    ``added_kinds`` and without the subclass's ``extra_fields``, the same widths."""
+    data = cfg.to_dict()
+    for name in extra_fields:
+        data.pop(name)
+    data["pattern"] = "".join(c for c in cfg.pattern if c not in added_kinds)
+    return ModelConfig.from_dict(data)
+
+
+@torch.no_grad()
+def load_base_model(extended: PatternLM, base: PatternLM, added_kinds: str, extra_fields: tuple[str, ...] = ()) -> PatternLM:
+    """Copy a trained ``base`` LM into ``extended``, a model that adds layers of ``added_kinds`` (and other
+    parts) to it: every other layer in order, the embedding, final norm and head. The added layers and
+    parts keep their initialisation (RETRO's retro-fitting, a VLM's LLM from its text model).
+    ``base.cfg`` must be :func:`base_config` of ``extended.cfg``. Returns ``extended``."""
+    expected = base_config(extended.cfg, added_kinds, extra_fields)
+    if base.cfg.to_dict() != expected.to_dict():
+        raise ValueError(f"base: its config differs from the extended model's without {added_kinds!r} layers "
+                         f"(pattern {base.cfg.pattern!r} vs {expected.pattern!r}, or the widths)")
+    blocks = iter(base.layers)
+    for block in extended.layers:
+        if block.kind not in added_kinds:
+            block.load_state_dict(next(blocks).state_dict())
+    for name in ("embed", "norm_f", "lm_head"):
+        getattr(extended, name).load_state_dict(getattr(base, name).state_dict())
+    return extended
+
+
 def build_model(cfg: ModelConfig | dict, device: torch.device | str | None = None) -> PatternLM:
     """Build the model of ``cfg`` (a :class:`PatternLM` for a plain :class:`ModelConfig`, the
     registered subclass for a paper's config); ``device="meta"`` allocates no memory (for counting)."""

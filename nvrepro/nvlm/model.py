@@ -1,0 +1,219 @@
+"""The three NVLM architectures on one LM backbone (NVLM 1.0, arXiv 2409.11402, Sec. 4).
+
+Every image arrives as a stack of tiles plus (for more than one tile) a global thumbnail
+(:mod:`nvrepro.core.vision.tiling`). Each is encoded by the ViT, pixel-shuffled 2x2 and projected to
+the LLM's width by the MLP projector: ``T = (S / P / 2)^2`` tokens per tile. What differs is where those
+tokens go:
+
+* **NVLM-D** (decoder-only): every tile's tokens sit in the decoder's sequence, in place of the
+  ``image_token_id`` placeholders, each tile after its text tag;
+* **NVLM-X** (cross-attention): no image token in the decoder; gated cross-attention layers (``X`` in
+  the pattern, ``tanh`` gates at 0) attend to all tiles, and a tile tag's tokens attend only to their
+  own tile (a :class:`~nvrepro.core.lm.layers.cross_attention.MaskedContext`);
+* **NVLM-H** (hybrid): the thumbnail's tokens in the decoder, the regular tiles through gated
+  cross-attention.
+
+The model itself only follows per-image flags, so one class serves all three: ``image_in_decoder``
+(b, n) says which images fill placeholders, the rest form the cross-attention context. Which images go
+where is the prompt's business (:mod:`nvrepro.nvlm.prompts`), checked against ``architecture`` here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from nvrepro.core.lm.config import ModelConfig
+from nvrepro.core.lm.layers.cross_attention import MaskedContext
+from nvrepro.core.lm.model import PatternLM, base_config, load_base_model, register_model_class
+from nvrepro.core.tooling.validation import dataclass_from_dict, require, require_positive_int
+from nvrepro.core.vision.pixel_shuffle import pixel_shuffle
+from nvrepro.core.vision.projector import MLPProjector
+from nvrepro.core.vision.vit import ViTConfig, ViTEncoder
+from nvrepro.nvlm.tile_tags import ARCHITECTURES, image_token_counts
+
+CROSS = "X"
+
+
+@dataclass
+class NVLMConfig(ModelConfig):
+    """An LM (``pattern``, widths) plus the vision side: ``architecture`` (``"D"``, ``"X"`` or ``"H"``),
+    the ViT (``vision``), the pixel-shuffle factor (``shuffle``), the projector's hidden width
+    (``projector_hidden``; ``None``: ``d_model``), its linear layers (``projector_layers``, 2 for NVLM-D and
+    -H, 1 for NVLM-X in the paper) and whether they have biases (``projector_bias``), the placeholder id of an image token in the decoder
+    (``image_token_id``) and whether the ViT is frozen (``freeze_vision``; the paper freezes InternViT).
+    NVLM-X and NVLM-H need at least one ``X`` layer in the pattern, NVLM-D none."""
+
+    architecture: str = "D"
+    vision: ViTConfig = field(default_factory=ViTConfig)
+    shuffle: int = 2
+    projector_hidden: int | None = None
+    projector_layers: int = 2
+    projector_bias: bool = True
+    image_token_id: int = 260
+    freeze_vision: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.vision, dict):
+            self.vision = dataclass_from_dict(ViTConfig, self.vision, "vision")
+        super().__post_init__()
+
+    def validate(self) -> None:
+        super().validate()
+        require(self.architecture in ARCHITECTURES, "architecture",
+                f"must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.architecture == "D":
+            require(CROSS not in self.pattern, "pattern",
+                    f"NVLM-D puts image tokens in the decoder and has no cross-attention layer 'X', got {self.pattern!r}")
+        else:
+            require(CROSS in self.pattern, "pattern",
+                    f"NVLM-{self.architecture} needs gated cross-attention layers 'X', got {self.pattern!r}")
+        require_positive_int(self.shuffle, "shuffle")
+        require(self.vision.grid % self.shuffle == 0, "shuffle",
+                f"must divide the ViT's {self.vision.grid} x {self.vision.grid} token grid, got {self.shuffle}")
+        require(self.projector_hidden is None or (isinstance(self.projector_hidden, int) and self.projector_hidden > 0),
+                "projector_hidden", f"must be a positive int or null, got {self.projector_hidden!r}")
+        require(self.projector_layers in (1, 2), "projector_layers", f"must be 1 or 2, got {self.projector_layers!r}")
+        require(0 <= self.image_token_id < self.vocab_size, "image_token_id",
+                f"must be an id in [0, vocab_size={self.vocab_size}), got {self.image_token_id}")
+
+    @property
+    def tokens_per_tile(self) -> int:
+        """LLM tokens per tile (or thumbnail) after the pixel shuffle."""
+        return (self.vision.grid // self.shuffle) ** 2
+
+    def info_lines(self, grid: tuple[int, int] = (3, 2)) -> list[str]:
+        """What ``nvrepro info`` adds: the image tokens of the paper's 6 tiles + thumbnail (a 3 x 2 grid) in
+        the decoder and in cross-attention, for each architecture (tags not counted)."""
+        counts = image_token_counts(grid, self.tokens_per_tile)
+        tiles = grid[0] * grid[1]
+        lines = [f"image tokens for {tiles} tiles + thumbnail ({self.tokens_per_tile} per tile; this config is "
+                 f"NVLM-{self.architecture}):"]
+        lines += [f"  NVLM-{arch}: {c['decoder']:>6,} in the decoder, {c['cross']:>6,} through cross-attention"
+                  for arch, c in counts.items()]
+        return lines
+
+    @property
+    def text_pattern(self) -> str:
+        """The pattern without cross-attention layers: the text LM this model extends."""
+        return self.pattern.replace(CROSS, "")
+
+
+class NVLM(PatternLM):
+    """A :class:`PatternLM` with a ViT and an MLP projector (module docstring).
+
+    ``forward(input_ids (b, l), cache=None, doc_ids=None, *, inputs_embeds=None, context=None,
+    pixel_values=None, image_mask=None, image_in_decoder=None, token_tile=None) -> logits (b, l, V)``.
+
+    * ``pixel_values (b, n, 3, S, S)``: up to ``n`` images (tiles, then the thumbnail) per sample;
+    * ``image_mask (b, n)`` bool: which of them exist (default: all);
+    * ``image_in_decoder (b, n)`` bool: images whose ``T`` tokens replace, in order, the
+      ``image_token_id`` placeholders of ``input_ids``; the others form the cross-attention context;
+    * ``token_tile (b, l)`` long: ``k`` for the tokens of image ``k``'s tag (they attend only to image
+      ``k`` in cross-attention), ``-1`` for other text (it attends to every context image).
+
+    Without ``pixel_values`` it is the text LM (cross-attention layers see an empty context and add 0).
+    """
+
+    def __init__(self, cfg: NVLMConfig):
+        super().__init__(cfg)
+        self.vision = ViTEncoder(cfg.vision)
+        self.projector = MLPProjector(cfg.vision.d_model * cfg.shuffle ** 2, cfg.d_model, cfg.projector_hidden,
+                                      cfg.projector_layers, cfg.projector_bias)
+        if cfg.freeze_vision:
+            self.vision.requires_grad_(False)
+
+    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, S, S)`` -> ``(N, T, d_model)``: ViT, 2x2 pixel shuffle, projector."""
+        patches = self.vision(pixel_values)  # (N, G, G, C)
+        shuffled = pixel_shuffle(patches, self.cfg.shuffle)  # (N, G/f, G/f, C f^2)
+        return self.projector(shuffled.flatten(1, 2))
+
+    def forward(self, input_ids: torch.Tensor | None = None, cache=None, doc_ids: torch.Tensor | None = None, *,
+                inputs_embeds: torch.Tensor | None = None, context=None,
+                pixel_values: torch.Tensor | None = None, image_mask: torch.Tensor | None = None,
+                image_in_decoder: torch.Tensor | None = None, token_tile: torch.Tensor | None = None) -> torch.Tensor:
+        cfg: NVLMConfig = self.cfg
+        if pixel_values is None:
+            if input_ids is not None and bool((input_ids == cfg.image_token_id).any()):
+                raise ValueError("pixel_values: input_ids hold image placeholders but no images were given")
+            if CROSS in cfg.pattern and context is None:
+                batch = (input_ids if input_ids is not None else inputs_embeds).shape[0]
+                param = self.embed.weight
+                context = torch.zeros(batch, 0, cfg.d_model, device=param.device, dtype=param.dtype)
+            return super().forward(input_ids, cache, doc_ids, inputs_embeds=inputs_embeds, context=context)
+        if input_ids is None or inputs_embeds is not None or context is not None:
+            raise ValueError("pixel_values: give images with input_ids only (not inputs_embeds or context)")
+        b, n = pixel_values.shape[:2]
+        if pixel_values.dim() != 5 or input_ids.shape[0] != b:
+            raise ValueError(f"pixel_values: expected (batch={input_ids.shape[0]}, n, 3, S, S), "
+                             f"got {tuple(pixel_values.shape)}")
+        device = pixel_values.device
+        valid = torch.ones(b, n, dtype=torch.bool, device=device) if image_mask is None else image_mask.bool()
+        if image_in_decoder is None:
+            image_in_decoder = torch.full((b, n), cfg.architecture == "D", dtype=torch.bool, device=device)
+        in_decoder = image_in_decoder.bool() & valid
+        in_context = valid & ~image_in_decoder.bool()
+        self._check_routing(in_decoder, in_context)
+
+        t = cfg.tokens_per_tile
+        features = self.encode_images(pixel_values[valid])  # (N valid, T, d), in (b, n) order
+        placeholders = input_ids == cfg.image_token_id
+        expected = int(in_decoder.sum()) * t
+        if int(placeholders.sum()) != expected:
+            raise ValueError(f"input_ids: {int(placeholders.sum())} image placeholders (id {cfg.image_token_id}) "
+                             f"but the decoder's images need {expected} ({int(in_decoder.sum())} images x {t} tokens)")
+        embeds = self.embed(input_ids.masked_fill(placeholders, 0))
+        per_slot = features.new_zeros(b, n, t, cfg.d_model)
+        per_slot[valid] = features
+        # Placeholders are filled in row-major (sample, position) order, i.e. each sample's decoder
+        # images in slot order: the prompt puts them in the sequence in that order.
+        embeds = embeds.masked_scatter(placeholders[..., None], per_slot[in_decoder].to(embeds.dtype))
+        if CROSS in cfg.pattern:
+            context = self._context(per_slot, in_context, token_tile, input_ids.shape[1])
+        return super().forward(None, cache, doc_ids, inputs_embeds=embeds, context=context)
+
+    def _check_routing(self, in_decoder: torch.Tensor, in_context: torch.Tensor) -> None:
+        arch = self.cfg.architecture
+        if arch == "D" and bool(in_context.any()):
+            raise ValueError("image_in_decoder: NVLM-D has no cross-attention; every image must be in the decoder")
+        if arch == "X" and bool(in_decoder.any()):
+            raise ValueError("image_in_decoder: NVLM-X puts no image in the decoder; every image goes to "
+                             "cross-attention")
+
+    @staticmethod
+    def _context(per_slot: torch.Tensor, in_context: torch.Tensor, token_tile: torch.Tensor | None,
+                 length: int) -> MaskedContext:
+        """Cross-attention context ``(b, n T, d)`` and mask ``(b, l, n T)``: a token sees the context
+        images, all of them for ordinary text, only its own for a tag token."""
+        b, n, t, d = per_slot.shape
+        states = per_slot.reshape(b, n * t, d)
+        key_image = torch.arange(n, device=per_slot.device).repeat_interleave(t)  # (n T,)
+        key_ok = in_context.repeat_interleave(t, dim=1)  # (b, n T)
+        if token_tile is None:
+            owner = torch.full((b, length), -1, dtype=torch.long, device=per_slot.device)
+        else:
+            if token_tile.shape != (b, length):
+                raise ValueError(f"token_tile: expected shape (batch={b}, length={length}), got {tuple(token_tile.shape)}")
+            owner = token_tile.long()
+        sees = (owner[..., None] == -1) | (owner[..., None] == key_image)  # (b, l, n T)
+        return MaskedContext(states, sees & key_ok[:, None, :])
+
+
+register_model_class(NVLMConfig, NVLM)
+
+
+NVLM_FIELDS = ("architecture", "vision", "shuffle", "projector_hidden", "projector_layers", "projector_bias",
+               "image_token_id", "freeze_vision")
+
+
+def text_config(cfg: NVLMConfig) -> ModelConfig:
+    """The plain LM config of an NVLM config: its pattern without ``X`` layers, the same widths."""
+    return base_config(cfg, CROSS, NVLM_FIELDS)
+
+
+def load_text_model(nvlm: NVLM, text_lm: PatternLM) -> NVLM:
+    """Start ``nvlm``'s LLM from a trained text LM (:func:`~nvrepro.core.lm.model.load_base_model`): the
+    vision side and the cross-attention layers keep their initialisation."""
+    return load_base_model(nvlm, text_lm, CROSS, NVLM_FIELDS)
