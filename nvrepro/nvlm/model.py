@@ -42,7 +42,9 @@ class NVLMConfig(ModelConfig):
     the ViT (``vision``), the pixel-shuffle factor (``shuffle``), the projector's hidden width
     (``projector_hidden``; ``None``: ``d_model``), its linear layers (``projector_layers``, 2 for NVLM-D and
     -H, 1 for NVLM-X in the paper) and whether they have biases (``projector_bias``), the placeholder id of an image token in the decoder
-    (``image_token_id``) and whether the ViT is frozen (``freeze_vision``; the paper freezes InternViT).
+    (``image_token_id``), whether the ViT is frozen (``freeze_vision``; the paper freezes InternViT) and
+    whether the LLM is (``freeze_llm``: its embedding, self-attention and FFN layers, norm and head; the
+    cross-attention layers stay trainable; the paper's pretraining stage).
     NVLM-X and NVLM-H need at least one ``X`` layer in the pattern, NVLM-D none."""
 
     architecture: str = "D"
@@ -53,6 +55,7 @@ class NVLMConfig(ModelConfig):
     projector_bias: bool = True
     image_token_id: int = 260
     freeze_vision: bool = False
+    freeze_llm: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.vision, dict):
@@ -123,6 +126,9 @@ class NVLM(PatternLM):
                                       cfg.projector_layers, cfg.projector_bias)
         if cfg.freeze_vision:
             self.vision.requires_grad_(False)
+        if cfg.freeze_llm:
+            for part in (self.embed, self.norm_f, self.lm_head, *(b for b in self.layers if b.kind != CROSS)):
+                part.requires_grad_(False)
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """``(N, 3, S, S)`` -> ``(N, T, d_model)``: ViT, 2x2 pixel shuffle, projector."""
@@ -205,7 +211,7 @@ register_model_class(NVLMConfig, NVLM)
 
 
 NVLM_FIELDS = ("architecture", "vision", "shuffle", "projector_hidden", "projector_layers", "projector_bias",
-               "image_token_id", "freeze_vision")
+               "image_token_id", "freeze_vision", "freeze_llm")
 
 
 def text_config(cfg: NVLMConfig) -> ModelConfig:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nvrepro.nvlm.tile_tags import ARCHITECTURES, tile_tags
+from nvrepro.nvlm.tile_tags import images_in_decoder, tile_tags
 
 
 @dataclass
@@ -32,18 +32,6 @@ class Example:
     token_tile: list[int]
     image_in_decoder: list[bool]
     kind: str
-
-
-def images_in_decoder(architecture: str, num_images: int, has_thumbnail: bool) -> list[bool]:
-    """Which of ``num_images`` images (tiles, then the thumbnail if ``has_thumbnail``) go in the decoder."""
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture: must be one of {ARCHITECTURES}, got {architecture!r}")
-    if architecture == "D":
-        return [True] * num_images
-    if architecture == "X":
-        return [False] * num_images
-    global_view = num_images - 1 if has_thumbnail or num_images == 1 else None
-    return [k == global_view for k in range(num_images)]
 
 
 def build_example(tokenizer, question: str, answer: str, kind: str, *, grid: tuple[int, int] | None,

@@ -21,7 +21,7 @@ from nvrepro.core.tooling.claims import Claim, Judgement, all_parts, at_least_th
 from nvrepro.core.tooling.intervals import bootstrap_mean, paired_gain
 from nvrepro.core.tooling.profiles import profile_settings
 from nvrepro.core.tooling.weight_cache import use_cache
-from nvrepro.nvlm.evaluation import score
+from nvrepro.nvlm.evaluation import score, seed_average
 from nvrepro.nvlm.training import finetune, pretrain, test_set
 
 ARMS = {  # arm -> (tile_tag, max_tiles)
@@ -69,8 +69,7 @@ def run(profile: str = "smoke", seed: int = 0, cache: bool | None = None, progre
 
 def per_question(metrics: Mapping[str, Any], arm: str) -> list[float]:
     """Each held-out question's exact match for ``arm``, averaged over seeds."""
-    runs = metrics["arms"][arm]["correct"]
-    return [sum(values) / len(values) for values in zip(*runs)]
+    return seed_average(metrics["arms"][arm]["correct"])
 
 
 def accuracy(metrics: Mapping[str, Any], arm: str):
@@ -98,8 +97,10 @@ TILE_TAGS = Claim(
 
 def summary_table(metrics: Mapping[str, Any]) -> str:
     """One line per arm: exact match with its interval, per question kind, and the paper's OCRBench score."""
-    lines = [f"{'arm':<16} {'exact match':<24} {'by kind (per seed)':<44} OCRBench (paper)"]
+    lines = [f"{'arm':<16} {'exact match [95% CI]':<22} {'OCRBench (paper)':>16}   by kind, per seed"]
     for arm in ARMS:
+        e = accuracy(metrics, arm)
         kinds = "; ".join(", ".join(f"{k} {v:.2f}" for k, v in run.items()) for run in metrics["arms"][arm]["by_kind"])
-        lines.append(f"{ARM_LABELS[arm]:<16} {str(accuracy(metrics, arm)):<24} {kinds:<44} {PAPER_OCRBENCH[arm]}")
+        lines.append(f"{ARM_LABELS[arm]:<16} {f'{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]':<22} "
+                     f"{PAPER_OCRBENCH[arm]:>16}   {kinds}")
     return "\n".join(lines)

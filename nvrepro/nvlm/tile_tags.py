@@ -71,17 +71,34 @@ def tag_cross_attention_mask(token_tile: Sequence[int] | torch.Tensor, tokens_pe
     return (owner[:, None] == -1) | (owner[:, None] == image_tile[None, :])
 
 
+def images_in_decoder(architecture: str, num_images: int, has_thumbnail: bool) -> list[bool]:
+    """Which of ``num_images`` images (tiles, then the thumbnail if ``has_thumbnail``) go in the decoder:
+    all for NVLM-D, none for NVLM-X, the global view for NVLM-H (the thumbnail, or the only tile of a
+    one-tile image, which is the whole image)."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture: must be one of {ARCHITECTURES}, got {architecture!r}")
+    if architecture == "D":
+        return [True] * num_images
+    if architecture == "X":
+        return [False] * num_images
+    global_view = num_images - 1 if has_thumbnail or num_images == 1 else None
+    return [k == global_view for k in range(num_images)]
+
+
 def image_token_counts(grid: tuple[int, int], tokens_per_tile: int, tag_tokens: int = 0,
                        thumbnail: bool = True) -> dict[str, dict[str, int]]:
     """Per architecture, the tokens one image adds to the decoder's sequence (``decoder``) and to the
-    cross-attention context (``cross``): NVLM-D puts every tile and the thumbnail in the decoder,
-    NVLM-X puts them all in the cross-attention context, NVLM-H puts the thumbnail in the decoder and
-    the regular tiles in the context. ``tag_tokens``: the text tokens of one tile's tag (they stay in
-    the decoder in all three)."""
+    cross-attention context (``cross``), by :func:`images_in_decoder`: NVLM-D puts every tile and the
+    thumbnail in the decoder, NVLM-X puts them all in the cross-attention context, NVLM-H puts the
+    thumbnail (the global view) in the decoder and the regular tiles in the context. A one-tile image has
+    no thumbnail. ``tag_tokens``: the text tokens of one image's tag (in the decoder in all three)."""
     cols, rows = grid
     tiles = cols * rows
-    thumb = 1 if thumbnail and tiles > 1 else 0
-    tags = (tiles + thumb) * tag_tokens
-    return {"D": {"decoder": (tiles + thumb) * tokens_per_tile + tags, "cross": 0},
-            "X": {"decoder": tags, "cross": (tiles + thumb) * tokens_per_tile},
-            "H": {"decoder": thumb * tokens_per_tile + tags, "cross": tiles * tokens_per_tile}}
+    thumb = thumbnail and tiles > 1
+    images = tiles + thumb
+    counts = {}
+    for arch in ARCHITECTURES:
+        in_decoder = sum(images_in_decoder(arch, images, thumb))
+        counts[arch] = {"decoder": in_decoder * tokens_per_tile + images * tag_tokens,
+                        "cross": (images - in_decoder) * tokens_per_tile}
+    return counts

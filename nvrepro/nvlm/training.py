@@ -47,11 +47,25 @@ def _optim(yaml, **changes) -> dict:
     return {**margs.get("optim", {}), **changes}
 
 
+def train_text(architecture: str, *, seed: int, steps: int, num_train: int, cache: bool = False,
+               progress: bool = False) -> tuple[str, Mapping[str, Any]]:
+    """The LLM before it sees images (the retention experiment's starting point): the NVLM of
+    ``architecture`` trained on text-only instructions alone (its vision side gets no gradient).
+    Returns ``(key, state_dict)``."""
+    key, model = train_arm(toy_yaml(architecture), seed=seed, cache_dir=CACHE, steps=steps,
+                           data_overrides=dict(text_fraction=1.0, num_train=num_train), cache=cache,
+                           progress=progress, code=TRAINING_CODE, threads=2)
+    return key, model.state_dict()
+
+
 def pretrain(architecture: str, *, seed: int, steps: int, num_train: int, cache: bool = False,
-             progress: bool = False) -> tuple[str, Mapping[str, Any]]:
-    """Stage 1 (module docstring): ``(key, state_dict)`` of the trained NVLM of ``architecture``."""
+             progress: bool = False, init: tuple[str, Mapping[str, Any]] | None = None,
+             freeze_llm: bool = False) -> tuple[str, Mapping[str, Any]]:
+    """Stage 1 (module docstring): ``(key, state_dict)`` of the trained NVLM of ``architecture``; from
+    ``init`` when given, with the LLM frozen when ``freeze_llm`` (as the paper's pretraining stage)."""
     yaml = toy_yaml(architecture)
-    key, model = train_arm(yaml, seed=seed, cache_dir=CACHE, steps=steps, model_overrides=dict(freeze_vision=False),
+    key, model = train_arm(yaml, seed=seed, cache_dir=CACHE, steps=steps, init=init,
+                           model_overrides=dict(freeze_vision=False, freeze_llm=freeze_llm),
                            data_overrides=dict(max_cells=1, max_tiles=1, tile_tag="none", question_kind="read",
                                                num_train=num_train),
                            module_overrides=dict(optim=_optim(yaml, lr=PRETRAIN_LR)), cache=cache,

@@ -49,3 +49,18 @@ def test_token_counts_for_the_papers_six_tiles_and_thumbnail():
     assert counts["X"] == {"decoder": 0, "cross": 7 * 256}
     assert counts["H"] == {"decoder": 256, "cross": 6 * 256}
     assert image_token_counts((1, 1), 256, tag_tokens=3)["D"]["decoder"] == 256 + 3  # no thumbnail for one tile
+
+
+def test_token_counts_agree_with_the_prompts_placeholders():
+    from nvrepro.core.data.tokenizers import ByteTokenizer
+    from nvrepro.core.vision.tiling import candidate_grids
+    from nvrepro.nvlm.prompts import build_example
+
+    for grid in candidate_grids(6):
+        thumb = grid != (1, 1)
+        counts = image_token_counts(grid, tokens_per_tile=16)
+        for arch in ("D", "X", "H"):
+            ex = build_example(ByteTokenizer(), "q", "a", "ocr", grid=grid, has_thumbnail=thumb, architecture=arch,
+                               tag_style="1d", tokens_per_tile=16, image_token_id=260)
+            assert ex.input_ids.count(260) == counts[arch]["decoder"]
+            assert (len(ex.image_in_decoder) - sum(ex.image_in_decoder)) * 16 == counts[arch]["cross"]
