@@ -24,14 +24,6 @@ def exact_match(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return right.all(-1) & supervised.any(-1)
 
 
-def seed_average(runs) -> list[float]:
-    """Per held-out item, its score averaged over runs: ``runs`` is ``[per seed: [per item score]]``, every
-    run over the same items in the same order (what the experiments' bootstrap intervals resample)."""
-    if not runs or len({len(r) for r in runs}) != 1:
-        raise ValueError(f"runs: need one or more runs over the same items, got lengths {[len(r) for r in runs]}")
-    return [sum(values) / len(values) for values in zip(*runs)]
-
-
 @torch.no_grad()
 def score(model, dataset, batch_size: int = 64, indices: Iterable[int] | None = None) -> dict:
     """Exact match of ``model`` on ``dataset`` (a :class:`~nvrepro.nvlm.data.DocumentQA`): ``{"correct":
