@@ -158,3 +158,37 @@ def test_fit_refuses_data_built_for_another_architecture(tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises((ConfigError, SystemExit)):
         main(["fit", "--config", str(path)])
+
+
+class _Oracle(torch.nn.Module):
+    """Predicts the target's next token whenever the prefix so far matches the target, except at answer
+    position ``slip`` (it predicts a wrong token there); otherwise token 0."""
+
+    def __init__(self, target: list[int], slip: int | None):
+        super().__init__()
+        self.target, self.slip = target, slip
+
+    def forward(self, input_ids, **_):
+        b, l = input_ids.shape
+        logits = torch.zeros(b, l, 261)
+        for t in range(l):
+            prefix = input_ids[0, :t + 1].tolist()
+            nxt = self.target[t + 1] if prefix == self.target[:t + 1] and t + 1 < len(self.target) else 0
+            if self.slip is not None and t + 1 == self.slip:
+                nxt = (nxt + 1) % 256
+            logits[0, t, nxt] = 1.0
+        return logits
+
+
+@pytest.mark.parametrize("slip_offset", [None, 0, 1])
+def test_exact_match_of_one_forward_pass_is_greedy_decodings(slip_offset):
+    from nvrepro.nvlm.evaluation import greedy_answer
+
+    ds = DocumentQA(2, "val", architecture="D")
+    example, pixels = ds[0]
+    first = next(t for t, label in enumerate(example.labels) if label != -100) + 1  # first answer token
+    model = _Oracle(example.input_ids, None if slip_offset is None else first + slip_offset)
+    batch = collate([ds[0]])
+    em = bool(exact_match(model(batch["input_ids"]), batch["labels"])[0])
+    greedy = greedy_answer(model, ds[0])
+    assert em == (greedy == example.input_ids[first:]) == (slip_offset is None)

@@ -78,3 +78,13 @@ def test_exercise_checkers_accept_the_truth_and_reject_slips():
     assert exercises.check_most_forgotten("add", forgot, verbose=False)
     assert not exercises.check_most_forgotten("sort", forgot, verbose=False)
     assert torch.is_tensor(exact_match(torch.zeros(1, 2, 3), torch.tensor([[-100, 1]])))
+
+
+def test_the_explorer_describes_the_papers_six_tiles():
+    from nvrepro.nvlm.explorer import describe_tiling
+
+    text = describe_tiling(1344, 896, 6)
+    assert "grid 3 x 2" in text and "+ thumbnail" in text and "<tile_global_thumbnail>" in text
+    assert "NVLM-D: 1,792 in the decoder" in text and "NVLM-H:   256 in the decoder, 1,536" in text
+    one = describe_tiling(448, 448, 6)
+    assert "no thumbnail" in one and "NVLM-H:   256 in the decoder,     0" in one
