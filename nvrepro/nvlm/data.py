@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from nvrepro.core.data.tokenizers import ByteTokenizer, PretrainedTokenizer
 from nvrepro.core.tooling.validation import ConfigError, require, require_positive_int
-from nvrepro.core.vision.tiling import IMAGENET_MEAN, IMAGENET_STD, tile_image
+from nvrepro.core.vision.tiling import normalize, tile_image
 from nvrepro.nvlm.documents import ask, render_document
 from nvrepro.nvlm.prompts import Example, build_example
 from nvrepro.nvlm.text_tasks import instruction
@@ -107,13 +107,6 @@ class DocumentQA(Dataset):
                              tokens_per_tile=self.tokens_per_tile, image_token_id=self.image_token_id)
 
 
-def normalise(pixels: torch.Tensor) -> torch.Tensor:
-    """uint8 ``(..., 3, S, S)`` -> float32 scaled to [0, 1] and normalised per channel (ImageNet)."""
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (pixels.float() / 255.0 - mean) / std
-
-
 def collate(items: Sequence[tuple[Example, torch.Tensor]], pad_id: int = ByteTokenizer().pad_id) -> dict:
     """Right-pad a list of ``(Example, images)`` into one batch (module docstring)."""
     b = len(items)
@@ -134,7 +127,7 @@ def collate(items: Sequence[tuple[Example, torch.Tensor]], pad_id: int = ByteTok
         pixels[i, :len(px)] = px
         image_mask[i, :len(px)] = True
         in_decoder[i, :len(px)] = torch.tensor(ex.image_in_decoder, dtype=torch.bool)
-    return {"input_ids": input_ids, "labels": labels, "token_tile": token_tile, "pixel_values": normalise(pixels),
+    return {"input_ids": input_ids, "labels": labels, "token_tile": token_tile, "pixel_values": normalize(pixels),
             "image_mask": image_mask, "image_in_decoder": in_decoder,
             "is_text": torch.tensor([ex.kind.startswith("text:") for ex, _ in items])}
 

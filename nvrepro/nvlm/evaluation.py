@@ -13,7 +13,8 @@ from typing import Iterable
 
 import torch
 
-from nvrepro.nvlm.data import collate, normalise
+from nvrepro.core.vision.tiling import normalize
+from nvrepro.nvlm.data import collate
 
 
 def exact_match(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -60,7 +61,7 @@ def greedy_answer(model, item, max_new_tokens: int = 8) -> list[int]:
         ids = torch.tensor([prompt + out])
         kwargs = {}
         if len(pixels):
-            kwargs = dict(pixel_values=normalise(pixels)[None],
+            kwargs = dict(pixel_values=normalize(pixels)[None],
                           image_in_decoder=torch.tensor([example.image_in_decoder]),
                           token_tile=torch.tensor([owner + [-1] * len(out)]))
         next_id = int(model(ids, **kwargs)[0, -1].argmax())

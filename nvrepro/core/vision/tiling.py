@@ -95,10 +95,16 @@ def tile_image(image: Image.Image, tile_size: int, max_tiles: int, min_tiles: in
     return Tiles(tiles, (cols, rows), thumb)
 
 
+def normalize(pixels: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """uint8 (or 0..255) pixels ``(..., 3, H, W)`` -> float32 scaled to [0, 1] and normalized per channel."""
+    mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+    return (pixels.float() / 255.0 - mean) / std
+
+
 def to_tensor(images: list[Image.Image], mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
     """RGB images of one size -> ``(N, 3, H, W)`` float32, scaled to [0, 1] and normalized per channel."""
     if not images:
         raise ValueError("images: need at least one image")
-    arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0 for im in images])
-    x = torch.from_numpy(arr).permute(0, 3, 1, 2)
-    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.uint8) for im in images])
+    return normalize(torch.from_numpy(arr).permute(0, 3, 1, 2), mean, std)
