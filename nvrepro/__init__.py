@@ -15,6 +15,8 @@ Where things live, and which way imports go (each line imports only from the lin
                               (reads corpora through ``data``).
     nvrepro/core/vision/      dynamic high-resolution tiling (InternVL's rule, Pillow), a small ViT
                               encoder, the 2x2 pixel shuffle, the MLP projector (torch only).
+    nvrepro/core/multimodal/  the decoder-only vision-language model (ViT -> pixel shuffle -> projector ->
+                              image tokens in the LM's sequence) on PatternLM.
     nvrepro/core/evaluation/  eval_mode, loss/accuracy over supervised positions, batched
                               generation and option scoring, exact match / token F1, check_number.
     nvrepro/core/training/    the LightningModule base (CausalLMModule), quiet_fit, progress bar,
@@ -28,7 +30,7 @@ Where things live, and which way imports go (each line imports only from the lin
     nvrepro/cli.py            the ``nvrepro`` command: LightningCLI plus the subcommands above.
 
 (``data``, ``lm`` and ``vision`` sit side by side: none imports another; ``retrieval`` reads ``data``;
-``training`` may use ``vision``.)
+``multimodal`` joins ``lm`` and ``vision``; ``training`` may use ``vision``.)
 """
 
 __version__ = "0.1.0"

@@ -83,6 +83,7 @@ ROLES = {
     "evaluation": {"tooling", "lm", "data", "retrieval", "evaluation"},
     "training": {"tooling", "lm", "data", "retrieval", "evaluation", "training", "vision"},
     "vision": {"tooling", "vision"},
+    "multimodal": {"tooling", "lm", "vision", "multimodal"},
 }
 
 

@@ -15,7 +15,6 @@ Batches (:func:`collate`) hold ``input_ids``, ``labels``, ``token_tile`` ``(b, l
 
 from __future__ import annotations
 
-import json
 import random
 import zlib
 from functools import partial
@@ -28,8 +27,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from nvrepro.core.data.records import read_jsonl as read_records
 from nvrepro.core.data.tokenizers import ByteTokenizer, PretrainedTokenizer
-from nvrepro.core.tooling.validation import ConfigError, require, require_positive_int
+from nvrepro.core.tooling.validation import require, require_positive_int
 from nvrepro.core.vision.tiling import normalize, tile_image
 from nvrepro.nvlm.documents import ask, render_document
 from nvrepro.nvlm.prompts import Example, build_example
@@ -135,22 +135,7 @@ def collate(items: Sequence[tuple[Example, torch.Tensor]], pad_id: int = ByteTok
 def read_jsonl(path: str | Path) -> list[dict]:
     """Records of a JSONL file, each with ``image`` (resolved against the file's folder), ``question`` and
     ``answer``; a clear error naming the line of a bad record."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"path: no such file {str(path)!r}")
-    records = []
-    for line_no, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        missing = [k for k in ("image", "question", "answer") if k not in record]
-        if missing:
-            raise ConfigError(f"path: {path.name} line {line_no} lacks {missing}")
-        record["image"] = str((path.parent / record["image"]).resolve())
-        records.append(record)
-    if not records:
-        raise ConfigError(f"path: {str(path)!r} holds no records")
-    return records
+    return read_records(path, ("image", "question", "answer"), path_fields=("image",))
 
 
 class DocumentQADataModule(L.LightningDataModule):

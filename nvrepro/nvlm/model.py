@@ -20,50 +20,33 @@ where is the prompt's business (:mod:`nvrepro.nvlm.prompts`), checked against ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from nvrepro.core.lm.config import ModelConfig
 from nvrepro.core.lm.layers.cross_attention import MaskedContext
 from nvrepro.core.lm.model import PatternLM, base_config, load_base_model, register_model_class
-from nvrepro.core.tooling.validation import dataclass_from_dict, require, require_positive_int
-from nvrepro.core.vision.pixel_shuffle import pixel_shuffle
-from nvrepro.core.vision.projector import MLPProjector
-from nvrepro.core.vision.vit import ViTConfig, ViTEncoder
+from nvrepro.core.multimodal.vlm import VISION_FIELDS, VisionLM, VisionLMConfig
+from nvrepro.core.tooling.validation import require
 from nvrepro.nvlm.tile_tags import ARCHITECTURES, image_token_counts
 
 CROSS = "X"
 
 
 @dataclass
-class NVLMConfig(ModelConfig):
-    """An LM (``pattern``, widths) plus the vision side: ``architecture`` (``"D"``, ``"X"`` or ``"H"``),
-    the ViT (``vision``), the pixel-shuffle factor (``shuffle``), the projector's hidden width
-    (``projector_hidden``; ``None``: ``d_model``), its linear layers (``projector_layers``, 2 for NVLM-D and
-    -H, 1 for NVLM-X in the paper) and whether they have biases (``projector_bias``), the placeholder id of an image token in the decoder
-    (``image_token_id``), whether the ViT is frozen (``freeze_vision``; the paper freezes InternViT) and
-    whether the LLM is (``freeze_llm``: its embedding, self-attention and FFN layers, norm and head; the
-    cross-attention layers stay trainable; the paper's pretraining stage).
+class NVLMConfig(VisionLMConfig):
+    """A :class:`~nvrepro.core.multimodal.vlm.VisionLMConfig` (the LM, the ViT, pixel shuffle, projector,
+    image placeholder id, ``freeze_vision``; the paper freezes InternViT) plus ``architecture`` (``"D"``,
+    ``"X"`` or ``"H"``) and whether the LLM is frozen (``freeze_llm``: its embedding, self-attention and
+    FFN layers, norm and head; the cross-attention layers stay trainable; the paper's pretraining
+    stage). The projector has 2 layers for NVLM-D and -H and 1 for NVLM-X in the paper.
     NVLM-X and NVLM-H need at least one ``X`` layer in the pattern, NVLM-D none."""
 
     architecture: str = "D"
-    vision: ViTConfig = field(default_factory=ViTConfig)
-    shuffle: int = 2
-    projector_hidden: int | None = None
-    projector_layers: int = 2
-    projector_bias: bool = True
-    image_token_id: int = 260
-    freeze_vision: bool = False
     freeze_llm: bool = False
 
-    def __post_init__(self) -> None:
-        if isinstance(self.vision, dict):
-            self.vision = dataclass_from_dict(ViTConfig, self.vision, "vision")
-        super().__post_init__()
-
     def validate(self) -> None:
-        super().validate()
         require(self.architecture in ARCHITECTURES, "architecture",
                 f"must be one of {ARCHITECTURES}, got {self.architecture!r}")
         if self.architecture == "D":
@@ -72,19 +55,7 @@ class NVLMConfig(ModelConfig):
         else:
             require(CROSS in self.pattern, "pattern",
                     f"NVLM-{self.architecture} needs gated cross-attention layers 'X', got {self.pattern!r}")
-        require_positive_int(self.shuffle, "shuffle")
-        require(self.vision.grid % self.shuffle == 0, "shuffle",
-                f"must divide the ViT's {self.vision.grid} x {self.vision.grid} token grid, got {self.shuffle}")
-        require(self.projector_hidden is None or (isinstance(self.projector_hidden, int) and self.projector_hidden > 0),
-                "projector_hidden", f"must be a positive int or null, got {self.projector_hidden!r}")
-        require(self.projector_layers in (1, 2), "projector_layers", f"must be 1 or 2, got {self.projector_layers!r}")
-        require(0 <= self.image_token_id < self.vocab_size, "image_token_id",
-                f"must be an id in [0, vocab_size={self.vocab_size}), got {self.image_token_id}")
-
-    @property
-    def tokens_per_tile(self) -> int:
-        """LLM tokens per tile (or thumbnail) after the pixel shuffle."""
-        return (self.vision.grid // self.shuffle) ** 2
+        super().validate()
 
     def info_lines(self, grid: tuple[int, int] = (3, 2)) -> list[str]:
         """What ``nvrepro info`` adds: the image tokens of the paper's 6 tiles + thumbnail (a 3 x 2 grid) in
@@ -103,8 +74,9 @@ class NVLMConfig(ModelConfig):
         return self.pattern.replace(CROSS, "")
 
 
-class NVLM(PatternLM):
-    """A :class:`PatternLM` with a ViT and an MLP projector (module docstring).
+class NVLM(VisionLM):
+    """A :class:`~nvrepro.core.multimodal.vlm.VisionLM` whose images may also go to cross-attention
+    (module docstring).
 
     ``forward(input_ids (b, l), cache=None, doc_ids=None, *, inputs_embeds=None, context=None,
     pixel_values=None, image_mask=None, image_in_decoder=None, token_tile=None) -> logits (b, l, V)``.
@@ -121,20 +93,9 @@ class NVLM(PatternLM):
 
     def __init__(self, cfg: NVLMConfig):
         super().__init__(cfg)
-        self.vision = ViTEncoder(cfg.vision)
-        self.projector = MLPProjector(cfg.vision.d_model * cfg.shuffle ** 2, cfg.d_model, cfg.projector_hidden,
-                                      cfg.projector_layers, cfg.projector_bias)
-        if cfg.freeze_vision:
-            self.vision.requires_grad_(False)
         if cfg.freeze_llm:
             for part in (self.embed, self.norm_f, self.lm_head, *(b for b in self.layers if b.kind != CROSS)):
                 part.requires_grad_(False)
-
-    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """``(N, 3, S, S)`` -> ``(N, T, d_model)``: ViT, 2x2 pixel shuffle, projector."""
-        patches = self.vision(pixel_values)  # (N, G, G, C)
-        shuffled = pixel_shuffle(patches, self.cfg.shuffle)  # (N, G/f, G/f, C f^2)
-        return self.projector(shuffled.flatten(1, 2))
 
     def forward(self, input_ids: torch.Tensor | None = None, cache=None, doc_ids: torch.Tensor | None = None, *,
                 inputs_embeds: torch.Tensor | None = None, context=None,
@@ -142,43 +103,30 @@ class NVLM(PatternLM):
                 image_in_decoder: torch.Tensor | None = None, token_tile: torch.Tensor | None = None) -> torch.Tensor:
         cfg: NVLMConfig = self.cfg
         if pixel_values is None:
-            if input_ids is not None and bool((input_ids == cfg.image_token_id).any()):
-                raise ValueError("pixel_values: input_ids hold image placeholders but no images were given")
             if CROSS in cfg.pattern and context is None:
                 batch = (input_ids if input_ids is not None else inputs_embeds).shape[0]
                 param = self.embed.weight
                 context = torch.zeros(batch, 0, cfg.d_model, device=param.device, dtype=param.dtype)
             return super().forward(input_ids, cache, doc_ids, inputs_embeds=inputs_embeds, context=context)
-        if input_ids is None or inputs_embeds is not None or context is not None:
+        if inputs_embeds is not None or context is not None:
             raise ValueError("pixel_values: give images with input_ids only (not inputs_embeds or context)")
-        b, n = pixel_values.shape[:2]
-        if pixel_values.dim() != 5 or input_ids.shape[0] != b:
-            raise ValueError(f"pixel_values: expected (batch={input_ids.shape[0]}, n, 3, S, S), "
-                             f"got {tuple(pixel_values.shape)}")
-        device = pixel_values.device
-        valid = torch.ones(b, n, dtype=torch.bool, device=device) if image_mask is None else image_mask.bool()
+        valid = self.check_pixels(input_ids, pixel_values, image_mask)
+        b, n = valid.shape
         if image_in_decoder is None:
-            image_in_decoder = torch.full((b, n), cfg.architecture == "D", dtype=torch.bool, device=device)
+            image_in_decoder = torch.full((b, n), cfg.architecture == "D", dtype=torch.bool, device=valid.device)
         in_decoder = image_in_decoder.bool() & valid
         in_context = valid & ~image_in_decoder.bool()
         self._check_routing(in_decoder, in_context)
 
-        t = cfg.tokens_per_tile
         features = self.encode_images(pixel_values[valid])  # (N valid, T, d), in (b, n) order
-        placeholders = input_ids == cfg.image_token_id
-        expected = int(in_decoder.sum()) * t
-        if int(placeholders.sum()) != expected:
-            raise ValueError(f"input_ids: {int(placeholders.sum())} image placeholders (id {cfg.image_token_id}) "
-                             f"but the decoder's images need {expected} ({int(in_decoder.sum())} images x {t} tokens)")
-        embeds = self.embed(input_ids.masked_fill(placeholders, 0))
-        per_slot = features.new_zeros(b, n, t, cfg.d_model)
+        per_slot = features.new_zeros(b, n, cfg.tokens_per_tile, cfg.d_model)
         per_slot[valid] = features
-        # Placeholders are filled in row-major (sample, position) order, i.e. each sample's decoder
-        # images in slot order: the prompt puts them in the sequence in that order.
-        embeds = embeds.masked_scatter(placeholders[..., None], per_slot[in_decoder].to(embeds.dtype))
+        # The decoder's images fill the placeholders in (sample, slot) order: the prompt puts them in
+        # the sequence in that order.
+        embeds = self.embed_with_images(input_ids, per_slot[in_decoder])
         if CROSS in cfg.pattern:
             context = self._context(per_slot, in_context, token_tile, input_ids.shape[1])
-        return super().forward(None, cache, doc_ids, inputs_embeds=embeds, context=context)
+        return PatternLM.forward(self, None, cache, doc_ids, inputs_embeds=embeds, context=context)
 
     def _check_routing(self, in_decoder: torch.Tensor, in_context: torch.Tensor) -> None:
         arch = self.cfg.architecture
@@ -210,8 +158,7 @@ class NVLM(PatternLM):
 register_model_class(NVLMConfig, NVLM)
 
 
-NVLM_FIELDS = ("architecture", "vision", "shuffle", "projector_hidden", "projector_layers", "projector_bias",
-               "image_token_id", "freeze_vision", "freeze_llm")
+NVLM_FIELDS = ("architecture", "freeze_llm", *VISION_FIELDS)
 
 
 def text_config(cfg: NVLMConfig) -> ModelConfig:

@@ -18,11 +18,10 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from nvrepro.core.tooling.claims import Claim, Judgement, all_parts, at_least_threshold, not_applicable
-from nvrepro.core.tooling.intervals import bootstrap_mean, paired_gain
+from nvrepro.core.tooling.intervals import bootstrap_mean, paired_gain, seed_average
 from nvrepro.core.tooling.profiles import profile_settings
 from nvrepro.core.tooling.weight_cache import use_cache
 from nvrepro.nvlm.evaluation import score
-from nvrepro.nvlm.results import seed_average
 from nvrepro.nvlm.training import finetune, pretrain, test_set
 
 ARMS = {  # arm -> (tile_tag, max_tiles)

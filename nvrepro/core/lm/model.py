@@ -133,12 +133,15 @@ class PatternLM(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
                  top_k: int | None = None, seed: int | None = None,
-                 eos_id: int | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
+                 eos_id: int | None = None, context: torch.Tensor | None = None, suppress: tuple[int, ...] = (),
+                 **prefill_inputs) -> torch.Tensor:
         """Prefill the prompt, then decode one token at a time through the caches.
 
         ``temperature == 0`` is greedy; otherwise sample from ``softmax(logits / T)``, optionally
         restricted to the ``top_k`` most likely tokens, with a generator seeded by ``seed``.
-        ``context (b, m, d_model)`` is passed to every step (cross-attention layers).
+        ``context (b, m, d_model)`` is passed to every step (cross-attention layers);
+        ``prefill_inputs`` only to the prefill (a subclass's extra inputs, e.g. a VLM's images).
+        ``suppress``: token ids never emitted (e.g. a VLM's image placeholder, which only images fill).
         Returns ``(b, l + new)`` token ids (stops early only if every row emitted ``eos_id``).
         """
         if max_new_tokens < 0:
@@ -151,10 +154,12 @@ class PatternLM(nn.Module):
         if temperature > 0:
             generator = torch.Generator(device=input_ids.device)
             generator.manual_seed(0 if seed is None else seed)
-        logits = self(input_ids, cache, context=context)[:, -1]
+        logits = self(input_ids, cache, context=context, **prefill_inputs)[:, -1]
         out = [input_ids]
         done = torch.zeros(b, dtype=torch.bool, device=input_ids.device)
         for step in range(max_new_tokens):
+            if suppress:
+                logits = logits.index_fill(-1, torch.tensor(suppress, device=logits.device), float("-inf"))
             next_id = _pick(logits, temperature, top_k, generator)
             out.append(next_id[:, None])
             if eos_id is not None:

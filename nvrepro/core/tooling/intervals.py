@@ -136,3 +136,12 @@ def bootstrap_difference(a: Sequence[float], b: Sequence[float], confidence: flo
     ci = result.confidence_interval
     return Estimate(diff, float(ci.low), float(ci.high), confidence, int(min(x.size, y.size)),
                     "bootstrap-percentile-two-sample")
+
+
+def seed_average(runs: Sequence[Sequence[float]]) -> list[float]:
+    """Per held-out item, its score averaged over training seeds: ``[per seed: [per item score]]`` (every
+    run over the same items in the same order) -> ``[per item]``. Experiments that score every arm on the
+    same items for every seed resample these per-item averages, which pair up across arms."""
+    if not runs or len({len(r) for r in runs}) != 1:
+        raise ValueError(f"runs: need one or more runs over the same items, got lengths {[len(r) for r in runs]}")
+    return [sum(values) / len(values) for values in zip(*runs)]

@@ -44,7 +44,8 @@ def train_arm(yaml: str | Path, *, seed: int, cache_dir: str | Path, steps: int 
               init: tuple[str, Mapping[str, Any]] | None = None, model_overrides: Mapping[str, Any] | None = None,
               data_overrides: Mapping[str, Any] | None = None, module_overrides: Mapping[str, Any] | None = None,
               trainer: Mapping[str, Any] | None = None, cache: bool = False, progress: bool = False,
-              code: Sequence[str] = ALL_CODE, threads: int = 1) -> tuple[str, nn.Module]:
+              code: Sequence[str] = ALL_CODE, threads: int = 1, record: str | None = None
+              ) -> tuple[str, nn.Module] | tuple[str, nn.Module, list[dict[str, float]]]:
     """Train the arm of ``yaml``; returns ``(key, model)`` (the module's ``.model``).
 
     ``model_overrides``: keys of ``model.init_args.model`` (:func:`merged_model_config`);
@@ -54,7 +55,9 @@ def train_arm(yaml: str | Path, *, seed: int, cache_dir: str | Path, steps: int 
     ``Trainer`` keywords (default: no validation, gradient clipping at 1). With ``cache``
     (callers decide it with :func:`~nvrepro.core.tooling.weight_cache.use_cache`), weights are
     loaded from, or saved to, ``cache_dir``. ``threads``: torch's intra-op threads while training
-    (part of the cache key: float sums differ with the thread count).
+    (part of the cache key: float sums differ with the thread count). ``record``: the name of a module
+    attribute that training fills with a list of ``{metric: float}`` (e.g. a curve logged per step); it is
+    cached with the weights and the call returns ``(key, model, record)``.
     """
     _, margs = init_args_from_yaml(yaml, "model")
     model_cfg = merged_model_config(yaml, model_overrides)
@@ -64,11 +67,15 @@ def train_arm(yaml: str | Path, *, seed: int, cache_dir: str | Path, steps: int 
     if "init_from" in margs:  # the YAML's own starting checkpoint gives way to ``init``
         module_overrides.setdefault("init_from", None)
     parts = (Path(yaml).read_text(), model_cfg, data_overrides, module_overrides, steps, seed,
-             init and init[0], dict(trainer or {}), threads)
+             init and init[0], dict(trainer or {}), threads) + ((record,) if record is not None else ())
     key, path = cache_key(*parts), cache_path(cache_dir, Path(yaml).stem, *parts, code=code)
     L.seed_everything(seed, verbose=False)
     module = module_from_yaml(yaml, model=model_cfg, **module_overrides)
     state = load_cached(path) if cache else None
+    if state is not None and record is not None:
+        state, curve = state["model"], [dict(row) for row in state["record"]]
+        module.model.load_state_dict(state)
+        return key, module.model, curve
     if state is not None:
         module.model.load_state_dict(state)
         return key, module.model
@@ -78,6 +85,11 @@ def train_arm(yaml: str | Path, *, seed: int, cache_dir: str | Path, steps: int 
     with num_threads(threads):
         quiet_fit(module, datamodule=datamodule_from_yaml(yaml, **data_overrides), progress=progress,
                   accelerator="auto", devices=1, max_steps=steps, **settings)
+    if record is not None:
+        curve = [{k: float(v) for k, v in row.items()} for row in getattr(module, record)]
+        if cache:
+            save_cached(path, {"model": module.model.state_dict(), "record": curve})
+        return key, module.model, curve
     if cache:
         save_cached(path, module.model.state_dict())
     return key, module.model
