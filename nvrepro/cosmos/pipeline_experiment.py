@@ -40,7 +40,7 @@ STAGE_LABELS = {"caption": "before SFT", "sft": "after SFT", "rl": "after GRPO"}
 PROFILES = {
     "smoke": dict(caption_steps=3, sft_steps=3, rl_steps=2, num_train=48, num_test=6, max_new_tokens=8,
                   grpo=dict(group_size=2, max_new_tokens=8), seeds=[0]),
-    "paper": dict(caption_steps=800, sft_steps=1000, rl_steps=150, num_train=6000, num_test=384, max_new_tokens=96,
+    "paper": dict(caption_steps=800, sft_steps=1500, rl_steps=150, num_train=6000, num_test=384, max_new_tokens=96,
                   grpo={}, seeds=[0, 1]),
 }
 
