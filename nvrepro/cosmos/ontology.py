@@ -68,17 +68,18 @@ def embodied_tags() -> list[EmbodiedTag]:
     return [EmbodiedTag(c, a) for c in EMBODIED_CAPABILITIES for a in EMBODIED_AGENTS]
 
 
-def accuracy_by_category(tags: Sequence[PhysicalTag], correct: Sequence[bool]) -> list[dict]:
+def accuracy_by_category(tags: Sequence[PhysicalTag], correct: Sequence[float]) -> list[dict]:
     """One row per subcategory of the ontology: ``{"category", "subcategory", "items", "accuracy"}``
     (``accuracy`` is ``None`` where no item has the tag), then one row per category
-    (``subcategory == "all"``) pooling its items."""
+    (``subcategory == "all"``) pooling its items. ``correct``: per item 0/1, or a share in [0, 1] (e.g.
+    averaged over seeds); accuracy is their mean."""
     if len(tags) != len(correct):
         raise ValueError(f"tags, correct: {len(tags)} tags for {len(correct)} answers")
     rows = []
     for category, subs in PHYSICAL_COMMON_SENSE.items():
-        pooled: list[bool] = []
+        pooled: list[float] = []
         for sub in subs:
-            hits = [bool(ok) for tag, ok in zip(tags, correct) if (tag.category, tag.subcategory) == (category, sub)]
+            hits = [float(ok) for tag, ok in zip(tags, correct) if (tag.category, tag.subcategory) == (category, sub)]
             pooled += hits
             rows.append({"category": category, "subcategory": sub, "items": len(hits),
                          "accuracy": sum(hits) / len(hits) if hits else None})

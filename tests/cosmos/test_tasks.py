@@ -69,5 +69,8 @@ def test_accuracy_by_category_by_hand():
     assert by[("fundamental physics", "object permanence")]["accuracy"] == 0.0
     assert by[("space", "all")] == {"category": "space", "subcategory": "all", "items": 0, "accuracy": None}
     assert len(rows) == 16 + 3
+    # shares (per-item scores averaged over seeds) are averaged, not rounded to right/wrong
+    halves = accuracy_by_category([order, order], [0.5, 0.5])
+    assert next(r for r in halves if r["subcategory"] == "order")["accuracy"] == 0.5
     with pytest.raises(ValueError, match="tags"):
         accuracy_by_category([order], [True, False])
