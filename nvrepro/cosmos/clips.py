@@ -1,4 +1,4 @@
-"""Short generated clips for Cosmos-Reason1's intuitive-physics tasks (Sec. 6.3 of the paper), drawn with Pillow.
+"""Short generated clips for Cosmos-Reason1's intuitive-physics tasks (from the paper's intuitive-physics benchmark), drawn with Pillow.
 
 Every clip is a few ``size x size`` RGB frames, uint8 ``(n, size, size, 3)``, with its ground truth, drawn
 from a :class:`random.Random` (the same generator state gives the same clip):

@@ -10,7 +10,7 @@ import numpy as np
 from nvrepro.core.tooling.figures import new_figure
 
 STAGE_COLORS = {"caption": "#9e9e9e", "sft": "#1565c0", "rl": "#2e7d32"}
-# Cosmos-Reason1-8B on the intuitive-physics benchmark, average of the three tasks (Sec. 6.3): the base VLM,
+# Cosmos-Reason1-8B on the intuitive-physics benchmark, average of the three tasks (the paper's intuitive-physics table): the base VLM,
 # after Physical AI SFT, after Physical AI RL.
 PAPER_8B = {"caption": 42.3, "sft": 65.7, "rl": 68.7}
 

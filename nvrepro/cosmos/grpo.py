@@ -9,7 +9,7 @@ scores them, and uses the reward normalised within the group as the advantage of
     J(θ) = E[ 1/G Σ_i 1/|o_i| Σ_t { min(ρ_{i,t} Â_{i,t}, clip(ρ_{i,t}, 1-ε, 1+ε) Â_{i,t}) - β D_KL[π_θ||π_ref] } ]
 
 with ρ_{i,t} = π_θ(o_{i,t}|q, o_{i,<t}) / π_old(o_{i,t}|q, o_{i,<t}) and the per-token KL estimated by
-(eq. 4) π_ref/π_θ - log(π_ref/π_θ) - 1. Cosmos-Reason1 (arXiv 2503.15558, Sec. 5) uses GRPO with rule-based
+(eq. 4) π_ref/π_θ - log(π_ref/π_θ) - 1. Cosmos-Reason1 (arXiv 2503.15558) uses GRPO with rule-based
 rewards (:mod:`nvrepro.cosmos.rewards`) for its RL stage.
 
 Conventions (the same as TRL's ``GRPOTrainer``, which the tests check against): :func:`grpo_loss` returns the

@@ -2,16 +2,16 @@
 
 The network of both is a :class:`~nvrepro.core.multimodal.vlm.VisionLM`: ViT -> 2x2 pixel shuffle ->
 2-layer MLP projector -> a Nemotron-H-pattern LM (``M``, ``*``, ``-`` layers), frames as images in the
-decoder's sequence (Cosmos-Reason1, Sec. 4.1). Same classes at toy and full scale; only the YAML changes
+decoder's sequence (Cosmos-Reason1's model section). Same classes at toy and full scale; only the YAML changes
 (``configs/cosmos/``).
 
-* :class:`CosmosSFTModule`: response-token cross-entropy (Physical AI SFT, Sec. 5.1).
-* :class:`CosmosGRPOModule`: GRPO (Sec. 5.2; Shao et al. 2024): per prompt, ``group_size`` responses
+* :class:`CosmosSFTModule`: response-token cross-entropy (the paper's Physical AI SFT stage).
+* :class:`CosmosGRPOModule`: GRPO (the Physical AI RL stage; Shao et al. 2024): per prompt, ``group_size`` responses
   sampled from the current policy, rule-based rewards (answer accuracy + format,
   :mod:`nvrepro.cosmos.rewards`), group-normalised advantages (no critic), the clipped policy-gradient
   loss with a ``beta``-weighted KL penalty to the frozen reference model (the policy at the start of RL).
-  One gradient step per batch of samples, so the importance ratio is 1 and clipping is inactive; the
-  clipped form stays for ``iterations`` > 1 settings at scale. Each step appends its reward, accuracy,
+  One gradient step per batch of samples, so the importance ratio is 1 and clipping is inactive here; the
+  loss keeps the clipped form (as TRL's does) so that it stays correct for a caller that reuses a batch. Each step appends its reward, accuracy,
   format rate, KL and response length to :attr:`CosmosGRPOModule.history` (and logs them).
 """
 

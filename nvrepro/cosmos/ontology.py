@@ -1,4 +1,4 @@
-"""Cosmos-Reason1's two ontologies (Sec. 2 of the paper), as data: every benchmark item carries a tag from them.
+"""Cosmos-Reason1's two ontologies (as the paper defines them), as data: every benchmark item carries a tag from them.
 
 * **Physical common sense**: three categories (space, time, fundamental physics) and their
   subcategories (:data:`PHYSICAL_COMMON_SENSE`);

@@ -1,5 +1,5 @@
 """Notebook 02 (``notebooks/cosmos/02_sft_then_grpo.ipynb``): supervised fine-tuning, then GRPO with
-rule-based rewards, on the three intuitive-physics tasks (Cosmos-Reason1, Sec. 5 and 6.3: for the 8B
+rule-based rewards, on the three intuitive-physics tasks (Cosmos-Reason1's training stages and intuitive-physics benchmark: for the 8B
 model the average accuracy goes 42.3 -> 65.7 after Physical AI SFT -> 68.7 after Physical AI RL).
 
 One toy model per seed, through the three stages of :mod:`nvrepro.cosmos.training`: captioning

@@ -1,4 +1,4 @@
-"""Rule-based rewards of Cosmos-Reason1's RL stage (arXiv 2503.15558, Sec. 5).
+"""Rule-based rewards of Cosmos-Reason1's RL stage (arXiv 2503.15558).
 
 Cosmos-Reason1 post-trains with GRPO (Shao et al. 2024, DeepSeekMath, arXiv 2402.03300, Sec. 4.1) on
 multiple-choice questions, so the rewards need no learned reward model. Two rule-based rewards are summed:

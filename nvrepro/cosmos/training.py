@@ -1,4 +1,4 @@
-"""The toy's three training stages, shared by the Cosmos notebooks (Cosmos-Reason1, Sec. 5).
+"""The toy's three training stages, shared by the Cosmos notebooks (after Cosmos-Reason1's post-training stages).
 
 The paper trains the projector on captions with a pretrained ViT and LLM frozen, then general SFT, then
 Physical AI SFT, then Physical AI RL. The toy has no pretrained ViT or LLM, so:

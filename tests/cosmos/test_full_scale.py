@@ -9,7 +9,7 @@ from nvrepro.core.lm.info import count_parameters
 from nvrepro.core.multimodal.vlm import VisionLMConfig
 from nvrepro.core.tooling.paths import CONFIGS_DIR
 
-# Published sizes: InternViT-300M-448px-V2.5 0.3B (304M on its model card), InternViT-6B-448px-V2.5 5.5B
+# Published sizes: InternViT-300M-448px-V2.5 0.3B, InternViT-6B-448px-V2.5 5.5B
 # (5.54B for the 45 blocks used, as in NVLM's count).
 VIT = {"8b": 304e6, "56b": 5.54e9}
 
