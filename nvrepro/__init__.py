@@ -9,7 +9,8 @@ Where things live, and which way imports go (each line imports only from the lin
     nvrepro/core/lm/          ModelConfig, layers + the layer-kind registry (Mamba-2, attention, FFN,
                               gated and chunked cross-attention), PatternLM and its caches, the
                               model-class registry, fixed-shape decoding, info, HF interop.
-    nvrepro/core/data/        tokenizers, the local corpus, synthetic tasks, datamodules.
+    nvrepro/core/data/        tokenizers, the local corpus, synthetic tasks, datamodules, local JSONL
+                              records, prompt/answer rows with answer-only labels.
     nvrepro/core/retrieval/   RETRO-style chunks, same-document exclusion, the frozen sentence
                               embedder, faiss indexes, the neighbour table, ``nvrepro build-db``
                               (reads corpora through ``data``).

@@ -7,6 +7,7 @@
     nvrepro export-hf --config FILE --out DIR  /  nvrepro import-hf --hf DIR --out FILE
     nvrepro status [--write-readme]
     nvrepro build-db --config configs/retro/toy_db.yaml
+    nvrepro trust --config configs/trust/toy_unsafe.yaml [--out DIR]
 
 Training configs name their LightningModule and DataModule by ``class_path``, so every paper's
 modules run through the same entry point; scale overlays under ``configs/scale/`` change only
@@ -25,10 +26,11 @@ SUBCOMMANDS = {
     "import-hf": "nvrepro.core.training.hf_commands:import_main",
     "status": "nvrepro.core.tooling.gallery",
     "build-db": "nvrepro.core.retrieval.database",
+    "trust": "nvrepro.trust.cli",
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
-USAGE = """usage: nvrepro {fit,validate,test,predict,reproduce,info,bench,export-hf,import-hf,status,build-db} ...
+USAGE = """usage: nvrepro {fit,validate,test,predict,reproduce,info,bench,export-hf,import-hf,status,build-db,trust} ...
 
   fit|validate|test|predict  LightningCLI: --config YAML [--config OVERLAY] [--print_config]
   reproduce                  execute the notebooks with papermill, regenerate figures/
@@ -38,6 +40,7 @@ USAGE = """usage: nvrepro {fit,validate,test,predict,reproduce,info,bench,export
   import-hf                  read a transformers NemotronH directory back into nvrepro
   status                     the figure gallery and which claims held (from figures/*.json)
   build-db                   a RETRO retrieval database (chunks, faiss index, neighbours) from a corpus
+  trust                      DecodingTrust's eight perspectives on a model: report.json + radar chart
 """
 
 

@@ -8,9 +8,11 @@ from nvrepro.cli import main
 from nvrepro.core.tooling.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
-# Training configs (a `model` section); database configs (`database`) are checked in tests/core/retrieval.
+# Training configs (a `model` section naming a LightningModule by class_path); database configs (`database`) are
+# checked in tests/core/retrieval, `nvrepro trust` run configs (a `model` section naming an adapter) in tests/trust.
 MODEL_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml")
-                       if p.parent.name != "scale" and "model" in (yaml.safe_load(p.read_text()) or {}))
+                       if p.parent.name != "scale"
+                       and "class_path" in ((yaml.safe_load(p.read_text()) or {}).get("model") or {}))
 OVERLAYS = sorted((ROOT / "configs" / "scale").glob("*.yaml"))
 TOY = ROOT / "configs" / "hybrid" / "toy_hybrid.yaml"
 

@@ -15,19 +15,18 @@ ranking share: every arm of an experiment shares one vocabulary, and the ranking
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import partial
 from typing import Sequence
 
-import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from nvrepro.core.data.answer_rows import EncodedRow, EncodedRows, answer_only_row, rows_loader
 from nvrepro.core.data.datamodules import _TrainValDataModule
+from nvrepro.core.data.synthetic import IGNORE_INDEX
 from nvrepro.core.data.tokenizers import build_tokenizer
 from nvrepro.core.tooling.validation import ConfigError, require, require_positive_int
 from nvrepro.rankrag.prompts import IRRELEVANT, RELEVANT, render_prompt, target_text
 
-IGNORE = -100
+IGNORE = IGNORE_INDEX  # labels on prompt and padding positions
 STAGES = ("instruction", "blend")
 
 
@@ -69,16 +68,6 @@ def world_tokenizer(world, vocab_size: int = 2048, seed: int = 0):
     return tokenizer
 
 
-@dataclass(frozen=True)
-class EncodedRow:
-    """One example: ``input_ids (l,)`` and ``labels (l,)`` (pre-shifted: ``labels[t]`` is the token
-    at ``t + 1`` on answer positions, ``-100`` elsewhere), and ``prompt_len``."""
-
-    input_ids: list[int]
-    labels: list[int]
-    prompt_len: int
-
-
 def encode_prompt(tokenizer, question: str, context: Sequence[str] = ()) -> list[int]:
     """Token ids of ``render_prompt(question, context)``."""
     return tokenizer.encode(render_prompt(question, context))
@@ -86,28 +75,9 @@ def encode_prompt(tokenizer, question: str, context: Sequence[str] = ()) -> list
 
 def encode_row(tokenizer, question: str, context: Sequence[str], answer: str, max_len: int) -> EncodedRow:
     """The tokens and answer-only labels of one row; ``ConfigError`` naming ``max_len`` if too long."""
-    prompt = encode_prompt(tokenizer, question, context)
     answer_ids = tokenizer.encode(target_text(answer)) + [tokenizer.eos_id]
-    ids = prompt + answer_ids
-    if len(ids) > max_len:
-        raise ConfigError(f"max_len: a row needs {len(ids)} tokens, more than max_len={max_len} "
-                          f"(question {question[:60]!r}); raise max_len or shorten the context")
-    labels = [IGNORE] * (len(prompt) - 1) + answer_ids + [IGNORE]
-    return EncodedRow(ids, labels, len(prompt))
-
-
-class EncodedRows(Dataset):
-    """A blend encoded row by row (tensors of each row's own length; :func:`pad_batch` pads)."""
-
-    def __init__(self, rows: Sequence[EncodedRow], tasks: Sequence[str]):
-        self.rows, self.tasks = list(rows), list(tasks)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        row = self.rows[i]
-        return {"input_ids": torch.tensor(row.input_ids), "labels": torch.tensor(row.labels)}
+    return answer_only_row(encode_prompt(tokenizer, question, context), answer_ids, max_len,
+                           what=f"the row of question {question[:60]!r} (raise max_len or shorten the context)")
 
 
 def encode_blend(ds, tokenizer, max_len: int) -> EncodedRows:
@@ -133,18 +103,6 @@ def load_blend(path: str, split: str):
     if missing:
         raise ConfigError(f"blend_path: the {split!r} split of {path} lacks columns {sorted(missing)}")
     return data[split]
-
-
-def pad_batch(items: Sequence[dict[str, torch.Tensor]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Stack rows of different lengths, padding on the right: ``input_ids`` with ``pad_id``,
-    ``labels`` with ``-100``; both ``(b, longest)``."""
-    longest = max(len(it["input_ids"]) for it in items)
-    ids = torch.full((len(items), longest), pad_id, dtype=torch.long)
-    labels = torch.full((len(items), longest), IGNORE, dtype=torch.long)
-    for b, it in enumerate(items):
-        ids[b, :len(it["input_ids"])] = it["input_ids"]
-        labels[b, :len(it["labels"])] = it["labels"]
-    return {"input_ids": ids, "labels": labels}
 
 
 class RankRAGDataModule(_TrainValDataModule):
@@ -237,9 +195,7 @@ class RankRAGDataModule(_TrainValDataModule):
                                             self.max_len)
 
     def _rows_loader(self, ds, shuffle: bool) -> DataLoader:
-        gen = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, generator=gen, num_workers=self.num_workers,
-                          collate_fn=partial(pad_batch, pad_id=self.tokenizer.pad_id))
+        return rows_loader(ds, self.batch_size, shuffle, self.seed, self.tokenizer.pad_id, self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")

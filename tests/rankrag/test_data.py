@@ -5,7 +5,8 @@ import torch
 
 from nvrepro.core.data.tokenizers import ByteTokenizer
 from nvrepro.core.tooling.validation import ConfigError
-from nvrepro.rankrag.data import (IGNORE, RankRAGDataModule, encode_row, label_token_ids, pad_batch)
+from nvrepro.core.data.answer_rows import pad_batch
+from nvrepro.rankrag.data import IGNORE, RankRAGDataModule, encode_row, label_token_ids
 from nvrepro.rankrag.prompts import render_prompt
 
 

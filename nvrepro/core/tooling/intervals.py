@@ -145,3 +145,28 @@ def seed_average(runs: Sequence[Sequence[float]]) -> list[float]:
     if not runs or len({len(r) for r in runs}) != 1:
         raise ValueError(f"runs: need one or more runs over the same items, got lengths {[len(r) for r in runs]}")
     return [sum(values) / len(values) for values in zip(*runs)]
+
+
+def stratified_bootstrap(strata: Sequence[Sequence[int]], statistic, confidence: float = 0.95, *, seed: int = 0,
+                         n_resamples: int = 400) -> Estimate:
+    """``statistic(all units)`` with a percentile bootstrap interval, resampling units with replacement *within*
+    each stratum (``strata``: lists of unit indices, e.g. the probes of each scenario, so every resample keeps
+    every scenario and its size). ``statistic(indices) -> float`` takes the resampled unit indices (a list that
+    may repeat units). For statistics that are not plain means (a score averaged over scenarios, a maximum over
+    samples), where :func:`bootstrap_mean` does not apply."""
+    _check_confidence(confidence)
+    strata = [list(s) for s in strata]
+    if not strata or any(len(s) < 1 for s in strata):
+        raise ValueError("strata: need at least one non-empty stratum")
+    if n_resamples < 10:
+        raise ValueError(f"n_resamples: need at least 10, got {n_resamples}")
+    rng = np.random.default_rng(seed)
+    value = float(statistic([i for s in strata for i in s]))
+    draws = []
+    for _ in range(n_resamples):
+        picked = [s[j] for s in strata for j in rng.integers(0, len(s), size=len(s))]
+        draws.append(float(statistic(picked)))
+    tail = (1.0 - confidence) / 2
+    low, high = np.quantile(draws, [tail, 1.0 - tail])
+    return Estimate(value, float(low), float(high), confidence, sum(len(s) for s in strata),
+                    "bootstrap-percentile-stratified")

@@ -21,3 +21,33 @@ def test_two_sample_bootstrap_difference_agrees_with_welch():
     assert shifted.low == pytest.approx(est.low + 3) and shifted.n == 200
     with pytest.raises(ValueError, match="b"):
         bootstrap_difference(a, [1.0])
+
+
+def test_stratified_bootstrap_of_a_mean_matches_the_normal_interval():
+    import numpy as np
+
+    from nvrepro.core.tooling.intervals import stratified_bootstrap
+
+    values = np.random.default_rng(3).normal(2.0, 1.0, size=400)
+    est = stratified_bootstrap([range(400)], lambda idx: float(values[idx].mean()), n_resamples=2000)
+    half = 1.96 * values.std(ddof=1) / np.sqrt(400)  # closed-form normal interval of a mean
+    assert est.value == pytest.approx(values.mean())
+    assert (est.high - est.low) / 2 == pytest.approx(half, rel=0.12)
+    assert est.low < values.mean() < est.high
+
+
+def test_stratified_bootstrap_keeps_every_stratum_whole():
+    from nvrepro.core.tooling.intervals import stratified_bootstrap
+
+    strata = [[0, 1, 2], [3, 4], [5]]
+    seen = []
+
+    def count_per_stratum(idx):
+        seen.append([sum(i in s for i in idx) for s in strata])
+        return 0.0
+
+    est = stratified_bootstrap(strata, count_per_stratum, n_resamples=50)
+    assert all(c == [3, 2, 1] for c in seen)  # each resample keeps every stratum's size
+    assert (est.low, est.high, est.n) == (0.0, 0.0, 6)
+    with pytest.raises(ValueError, match="strata"):
+        stratified_bootstrap([[], [1]], count_per_stratum)

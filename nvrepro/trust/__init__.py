@@ -1,0 +1,1 @@
+"""DecodingTrust (arXiv 2306.11698): an eight-perspective trustworthiness harness for any causal LM."""
