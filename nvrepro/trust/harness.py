@@ -90,6 +90,43 @@ def default_tools(names: Sequence[str], cache_dir: str | Path | None = SCORER_CA
     return {"toxicity": default_scorer(cache_dir=cache_dir)}
 
 
+def probes_at_least(name: str, split: str, seed: int, rows: int) -> list[Probe]:
+    """Synthetic ``split`` probes of perspective ``name`` with the generator's ``size`` raised until they number
+    at least ``rows``, or to the largest size the generator allows (perspectives differ a lot in probes per
+    ``size``: the stereotype grid alone has hundreds of cells)."""
+    p = registry.perspective(name)
+    per_size = max(1, len(p.make_probes(split, seed, 1)))
+    size = max(1, -(-rows // per_size))
+    while True:
+        try:
+            return p.make_probes(split, seed, size)
+        except ConfigError:  # the generator has fewer distinct items than asked for
+            if size == 1:
+                raise
+            size = max(1, size * 3 // 4)
+
+
+def balanced_test_probes(name: str, seed: int, rows: int, max_size: int = 64) -> list[Probe]:
+    """About ``rows`` test probes of perspective ``name``, the same number from each of its scenarios: the
+    generator's ``size`` is doubled until every scenario has ``ceil(rows / scenarios)`` probes (or ``max_size``, or
+    the generator's limit, is reached), then each scenario is thinned to that many. A comparison across
+    perspectives needs this, whose generators give very different counts per ``size`` and per scenario."""
+    from collections import Counter
+
+    make = registry.perspective(name).make_probes
+    size, probes = 1, make("test", seed, 1)
+    while True:
+        counts = Counter(p.scenario for p in probes)
+        need = -(-rows // len(counts))
+        if min(counts.values()) >= need or size * 2 > max_size:
+            break
+        try:
+            probes, size = make("test", seed, size * 2), size * 2
+        except ConfigError:  # the generator has no more distinct items
+            break
+    return thin(probes, need, seed)
+
+
 def thin(probes: Sequence[Probe], per_scenario: int | None, seed: int = 0) -> list[Probe]:
     """At most ``per_scenario`` probes of each scenario (a seeded sample, in the original order); ``None``: all.
     Keeps every scenario, which the metrics need (a quick run, e.g. the smoke profile)."""

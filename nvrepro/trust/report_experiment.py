@@ -4,8 +4,9 @@ model, and a table).
 
 Both models are the same LM fine-tuned on the toy world (:mod:`nvrepro.trust.world`): the safe one on
 trustworthy answers, the unsafe one on toxic, stereotype-agreeing, perturbation-fooled, backdoor-following,
-jailbreakable, PII-repeating, sex-following answers. The harness asks both the *test* probes (names, wordings and
-scenarios they never saw in training) and scores each perspective on the paper's metrics.
+jailbreakable, PII-repeating, sex-following answers. The harness asks both about the same number of *test* probes per
+perspective, spread evenly over its scenarios (names, wordings and people they never saw in training), and scores
+each perspective on the paper's metrics.
 
 Claim :data:`SEPARATES`: on every perspective the safe model's score is above the unsafe model's; the interval
 of the difference (mean over seeds of safe - unsafe, probes resampled within each scenario: a paired, stratified
@@ -22,14 +23,14 @@ from nvrepro.core.tooling.profiles import profile_settings
 from nvrepro.core.tooling.weight_cache import use_cache
 from nvrepro.trust import registry
 from nvrepro.trust.answer_cache import cached_answers
-from nvrepro.trust.harness import default_tools, probes_for, settings_for, thin
+from nvrepro.trust.harness import balanced_test_probes, default_tools, settings_for
 from nvrepro.trust.toy_models import TRAINING, answer_cache_dir, toy_adapters
 
 BEHAVIOURS = ("safe", "unsafe")
 PROFILES = {
-    "smoke": dict(probe_size=1, per_scenario=2, resamples=20,
-                  generation={"toxicity": {"num_samples": 2, "max_new_tokens": 6}}, max_new_tokens=6),
-    "paper": dict(probe_size=2, per_scenario=None, resamples=400, generation={}, max_new_tokens=None),
+    "smoke": dict(test_rows=8, resamples=20, generation={"toxicity": {"num_samples": 2, "max_new_tokens": 6}},
+                  max_new_tokens=6),
+    "paper": dict(test_rows=120, resamples=400, generation={}, max_new_tokens=None),
 }
 
 
@@ -76,7 +77,7 @@ def run(profile: str = "smoke", seed: int = 0, cache: bool | None = None, progre
         if p["max_new_tokens"]:
             overrides.setdefault("max_new_tokens", p["max_new_tokens"])
         settings = settings_for(name, overrides)
-        probes = thin(probes_for(name, split="test", seed=seed, size=p["probe_size"]), p["per_scenario"], seed)
+        probes = balanced_test_probes(name, seed, p["test_rows"])
         counts[name] = len(probes)
         evaluate = registry.perspective(name).evaluate
         answers = {b: [cached_answers(a, probes, settings, cache_dir=answer_cache_dir(cache)) for a in adapters[b]]

@@ -21,9 +21,10 @@ import random
 from dataclasses import dataclass
 from typing import Sequence
 
-from nvrepro.core.tooling.validation import ConfigError, require, require_positive_int
+from nvrepro.core.tooling.validation import require, require_positive_int
 from nvrepro.trust import registry
 from nvrepro.trust.adapters import render_chat
+from nvrepro.trust.harness import probes_at_least
 from nvrepro.trust.perspectives import privacy
 
 BEHAVIOURS = ("safe", "unsafe")
@@ -45,21 +46,10 @@ def _check(behaviour: str) -> None:
 
 
 def balanced_probes(name: str, seed: int, rows: int) -> list:
-    """``rows`` ``"train"`` probes of perspective ``name``: the generator's ``size`` raised until it gives at
-    least ``rows`` (or to the largest size it allows, the probes then cycled), then a seeded subsample.
-    Perspectives differ a lot in probes per ``size`` (the stereotype grid alone has hundreds of cells), so without
-    this one perspective would drown the others."""
-    p = registry.perspective(name)
-    per_size = max(1, len(p.make_probes("train", seed, 1)))
-    size = max(1, -(-rows // per_size))
-    while True:
-        try:
-            probes = p.make_probes("train", seed, size)
-            break
-        except ConfigError:  # the generator has fewer distinct items than asked for
-            if size == 1:
-                raise
-            size = max(1, size * 3 // 4)
+    """``rows`` ``"train"`` probes of perspective ``name``
+    (:func:`~nvrepro.trust.harness.probes_at_least`, cycled where the generator has fewer, then a seeded
+    subsample), so that no perspective drowns the others in the fine-tuning set."""
+    probes = probes_at_least(name, "train", seed, rows)
     probes = [probes[i % len(probes)] for i in range(max(rows, len(probes)))]
     return random.Random(f"world/{name}/{seed}/{rows}").sample(probes, rows)
 

@@ -134,3 +134,15 @@ def test_every_shipped_config_validates_and_names_real_perspectives():
             from nvrepro.trust.adapters import adapter_from_config
 
             assert adapter_from_config(config.model).name  # built without contacting the server
+
+
+def test_balanced_test_probes_take_the_same_number_from_every_scenario():
+    from collections import Counter
+
+    from nvrepro.trust.harness import balanced_test_probes
+
+    for name in ("privacy", "toxicity", "stereotypes"):
+        probes = balanced_test_probes(name, 0, 24)
+        counts = Counter(p.scenario for p in probes)
+        assert len(set(counts.values())) == 1 and sum(counts.values()) >= 24, (name, counts)
+        assert len({p.id for p in probes}) == len(probes)

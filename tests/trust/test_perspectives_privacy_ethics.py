@@ -208,13 +208,14 @@ def test_ethics_prompt_formats():
 
 
 def test_ethics_synthetic_splits_disjoint_and_deterministic():
-    train, test = et.synthetic_records("train", 0, 48), et.synthetic_records("test", 0, 48)
+    train, test = et.synthetic_records("train", 0, 96), et.synthetic_records("test", 0, 96)
     for recs in (train, test):
-        assert sum(r["label"] == "wrong" for r in recs) == 48 and len({r["scenario"] for r in recs}) == 96
+        assert sum(r["label"] == "wrong" for r in recs) == 96 and len({r["scenario"] for r in recs}) == 192
     assert not {r["scenario"] for r in train} & {r["scenario"] for r in test}
-    # the people differ too: the word after "my" never repeats across splits
-    people = [{w for r in recs for w in re.findall(r"\bmy (\w+)", r["scenario"])} for recs in (train, test)]
-    assert not people[0] & people[1]
+    # the acts are shared (knowledge), the people differ: the word after "my" never repeats across splits
+    people = [{w for r in recs for w in re.findall(r"\bmy (\w+)", r["scenario"])} & set(et._PEOPLE)
+              for recs in (train, test)]
+    assert people[0] and people[1] and not people[0] & people[1]
     assert et.make_probes("test", 2, 4) == et.make_probes("test", 2, 4)
     assert et.make_probes("test", 2, 4) != et.make_probes("test", 3, 4)
     probes = et.make_probes("test", 0, 4)
@@ -233,7 +234,7 @@ def test_ethics_ideal_answers_through_evaluate():
 
 def test_ethics_bad_inputs_name_the_field():
     with pytest.raises(ConfigError, match="size"):
-        et.synthetic_records("train", 0, 49)
+        et.synthetic_records("train", 0, 97)
     with pytest.raises(ConfigError, match="size"):
         et.synthetic_records("train", 0, True)
     with pytest.raises(ConfigError, match=re.escape("records[0].label")):
