@@ -1,0 +1,69 @@
+"""Plots of ``notebooks/hybrid/02_why_hybrid.ipynb``: each draws the plain-data result of that
+notebook's experiment module; what a figure claims lives with the experiment, not here."""
+
+from __future__ import annotations
+
+from nvrepro.core.tooling.figures import new_figure
+
+
+_ARM_STYLE = {"transformer": dict(color="C0", marker="o", label="Transformer (attention + FFN)"),
+              "mamba2": dict(color="C3", marker="s", label="pure Mamba-2"),
+              "hybrid": dict(color="C2", marker="^", label="hybrid (Nemotron-H pattern)")}
+
+
+def _arm_style(arm: str, params: int | None = None) -> dict:
+    style = dict(_ARM_STYLE.get(arm, dict(label=arm)))
+    if params is not None:
+        style["label"] = f"{style['label']}, {params / 1e3:.0f}K params"
+    return style
+
+
+def plot_recall_grid(result: dict):
+    """MQAR per-query accuracy against the number of key-value pairs; a panel per sequence length.
+
+    ``result`` is :func:`nvrepro.hybrid.why_hybrid.mqar_recall`'s. The dotted line is ``1/n``:
+    what a model scores that has learned to answer with *some* value seen in the context but
+    not which one (no lookup).
+    """
+    lengths, pairs = result["lengths"], result["pairs"]
+    fig, axes = new_figure(1, len(lengths), sharey=True, squeeze=False)
+    for ax, length in zip(axes[0], lengths):
+        for arm, r in result["arms"].items():
+            pts = [(n, a) for n, a in zip(pairs, r["accuracy"][length]) if a is not None]
+            ax.plot([n for n, _ in pts], [a for _, a in pts], **_arm_style(arm, r["params"]))
+        ns = [n for n, a in zip(pairs, next(iter(result["arms"].values()))["accuracy"][length]) if a is not None]
+        ax.plot(ns, [1 / n for n in ns], ls=":", color="0.45", label="1/n: a random value from the context")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(pairs, [str(n) for n in pairs])
+        ax.minorticks_off()
+        ax.set(title=f"sequence length {length}", xlabel="key-value pairs in context", ylim=(-0.02, 1.02))
+    axes[0][0].set_ylabel("per-query recall accuracy")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
+    steps = {r["steps"] for r in result["arms"].values()}
+    fig.suptitle(f"Multi-query associative recall, equal-parameter models, {'/'.join(map(str, sorted(steps)))} "
+                 f"training steps each, {result['num_test']} held-out examples per cell, seed {result['seed']}",
+                 fontsize=10)
+    return fig
+
+
+def plot_lm_curves(result: dict, margin: float | None = None):
+    """Validation loss (nats per byte) against training steps, one line per arm.
+
+    ``result`` is :func:`nvrepro.hybrid.why_hybrid.lm_curves`'s; with ``margin``, a band shows
+    where the hybrid's final loss must land to be "within ``margin`` of the Transformer".
+    """
+    fig, ax = new_figure(1, 1)
+    fig.set_size_inches(6.5, 4.2)
+    for arm, r in result["arms"].items():
+        style = _arm_style(arm, r["params"])
+        style["label"] += f": final {r['final_val_loss']:.3f}"
+        ax.plot(r["step"], r["val_loss"], **style)
+    if margin is not None and "transformer" in result["arms"]:
+        t = result["arms"]["transformer"]
+        ax.axhspan(t["final_val_loss"], (1 + margin) * t["final_val_loss"], color="C0", alpha=0.12,
+                   label=f"Transformer final loss + {100 * margin:g}% (the claim's margin)")
+    ax.set(xlabel="training step", ylabel="validation loss (nats per byte)",
+           title=f"Byte-level LM on the World English Bible, seed {result['seed']}")
+    ax.legend(fontsize=8)
+    return fig
