@@ -4,6 +4,11 @@ Profiles (:data:`PROFILES`), :func:`run` (= :func:`ssd_scaling`: time and activa
 the recurrent, quadratic and chunked forms against length, plain data), the summary the notebook
 prints (:func:`scaling_summary`), the claim of the ``ssd_scaling`` figure (:data:`SSD_SCALING`)
 and :func:`equivalence_check`. The plot is :func:`nvrepro.hybrid.figures.plot_ssd_scaling`.
+
+The decay explorer (:func:`decay_layout`, :func:`show_decay`, :func:`decay_widget`) draws the
+SSD's decay mask ``L`` for a constant per-step decay ``exp(dt A)`` with the chunked algorithm's
+blocks outlined (:func:`chunk_blocks`) and how far back a token still matters
+(:func:`influence_reach`); its plot is :func:`nvrepro.hybrid.figures.plot_decay_matrix`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from nvrepro.core.tooling.profiles import profile_settings
 from nvrepro.core.tooling.timing import num_threads
 from nvrepro.hybrid.bench import ssd_inputs
 from nvrepro.core.tooling.claims import all_parts, exact, faster
+from nvrepro.core.tooling.validation import ConfigError, require_positive_int
+from nvrepro.hybrid.mamba2_block import segsum_decay
 
 # Per-profile grids. "naive" is the token-by-token recurrence (a Python loop: slow but linear
 # memory); "quadratic" is the dual, attention-like form y = (L ∘ C Bᵀ)(Δx) over the whole
@@ -249,3 +256,131 @@ SSD_SCALING = Claim(
     "recurrence and uses the least activation memory.",
     judge_ssd_scaling,
 )
+
+
+# --- the decay explorer: the mask L and the chunked algorithm's blocks -------------------------
+DECAY_DEFAULTS = dict(A=-1.0, dt=0.1, chunk_size=16, length=64)
+"""The explorer's starting point (the headless drawing): ``A`` and ``dt`` inside the ranges
+Mamba-2 initialises them in (``A`` in [-16, -1], ``dt`` in [dt_min, dt_max] of the config)."""
+REACH_THRESHOLD = 0.01  # a token "still matters" while its decay factor is at least this
+
+
+def decay_matrix(log_decay: torch.Tensor) -> torch.Tensor:
+    """The SSD's decay mask ``L (l, l)`` for per-step log decays ``log_decay (l,)`` (``a_t = dt_t A``):
+    ``L[i, j] = exp(a_{j+1} + ... + a_i)`` for ``i >= j`` (1 on the diagonal), 0 above it.
+
+    ``L[i, j]`` is how much of token ``j``'s write into the state is left when token ``i`` reads it.
+    """
+    if not isinstance(log_decay, torch.Tensor) or log_decay.dim() != 1:
+        raise ConfigError(f"log_decay: expected a 1-D tensor (l,), got "
+                          f"{tuple(log_decay.shape) if isinstance(log_decay, torch.Tensor) else type(log_decay).__name__}")
+    if (log_decay > 0).any():
+        raise ConfigError("log_decay: every a_t = dt_t A must be <= 0 (a decay, not a growth)")
+    return segsum_decay(log_decay)
+
+
+def chunk_blocks(length: int, chunk_size: int) -> list[dict]:
+    """The blocks the chunked SSD cuts the lower triangle of an ``(l, l)`` matrix into.
+
+    One block per pair of chunks ``(row chunk ci >= column chunk cj)`` of ``chunk_size`` tokens
+    (the last chunk may be shorter): ``{"rows": (start, stop), "cols": (start, stop), "kind"}``
+    with ``kind`` ``"diagonal"`` (``ci == cj``: computed directly, as a small masked attention
+    ``(L ∘ C Bᵀ)``) or ``"off-diagonal"`` (``ci > cj``: never formed, it reaches the rows through
+    the state carried from chunk to chunk). Row-major order.
+    """
+    require_positive_int(length, "length")
+    require_positive_int(chunk_size, "chunk_size")
+    bounds = [(s, min(s + chunk_size, length)) for s in range(0, length, chunk_size)]
+    return [{"rows": rows, "cols": cols, "kind": "diagonal" if ci == cj else "off-diagonal"}
+            for ci, rows in enumerate(bounds) for cj, cols in enumerate(bounds[:ci + 1])]
+
+
+def influence_reach(decay_per_step: float, threshold: float = REACH_THRESHOLD) -> float:
+    """Steps ``k`` after which a token's contribution has decayed below ``threshold``: the least
+    ``k`` with ``decay_per_step ** k < threshold``, i.e. ``floor(ln threshold / ln decay) + 1``;
+    ``inf`` for ``decay_per_step == 1`` (nothing is forgotten). ``decay_per_step = exp(dt A)``."""
+    if not 0 < decay_per_step <= 1:
+        raise ConfigError(f"decay_per_step: must be in (0, 1], got {decay_per_step!r}")
+    if not 0 < threshold < 1:
+        raise ConfigError(f"threshold: must be in (0, 1), got {threshold!r}")
+    if decay_per_step == 1:
+        return math.inf
+    k = math.floor(math.log(threshold) / math.log(decay_per_step)) + 1
+    # guard the floor against rounding at exact powers: make decay**k < threshold <= decay**(k-1)
+    while decay_per_step ** k >= threshold:
+        k += 1
+    while k > 1 and decay_per_step ** (k - 1) < threshold:
+        k -= 1
+    return k
+
+
+def decay_layout(A: float = DECAY_DEFAULTS["A"], dt: float = DECAY_DEFAULTS["dt"],
+                 chunk_size: int = DECAY_DEFAULTS["chunk_size"], length: int = DECAY_DEFAULTS["length"],
+                 threshold: float = REACH_THRESHOLD) -> dict:
+    """Everything the decay explorer draws, for a constant step ``dt > 0`` and rate ``A < 0``.
+
+    Returns ``{"A", "dt", "chunk_size", "length", "threshold", "decay_per_step" (= exp(dt A)),
+    "half_life" (steps to halve), "reach" (:func:`influence_reach`), "reach_chunks" (chunks a
+    token's influence spans, ``ceil(reach / chunk_size)``), "L" ((length, length) float64,
+    :func:`decay_matrix`), "blocks" (:func:`chunk_blocks`), "carried_share" (the share of
+    ``L``'s lower triangle in off-diagonal blocks: what the carried state delivers)}``.
+    """
+    if not (isinstance(A, (int, float)) and A < 0):
+        raise ConfigError(f"A: must be a negative number, got {A!r}")
+    if not (isinstance(dt, (int, float)) and dt > 0):
+        raise ConfigError(f"dt: must be a positive number, got {dt!r}")
+    require_positive_int(length, "length")
+    require_positive_int(chunk_size, "chunk_size")
+    a = float(dt) * float(A)
+    rho = math.exp(a)
+    L = decay_matrix(torch.full((length,), a, dtype=torch.float64))
+    blocks = chunk_blocks(length, chunk_size)
+    off = sum((b["rows"][1] - b["rows"][0]) * (b["cols"][1] - b["cols"][0])
+              for b in blocks if b["kind"] == "off-diagonal")
+    reach = influence_reach(rho, threshold) if rho > 0 else 1  # rho == 0: exp underflowed
+    return {"A": float(A), "dt": float(dt), "chunk_size": chunk_size, "length": length,
+            "threshold": threshold, "decay_per_step": rho,
+            "half_life": math.log(0.5) / a if rho < 1 else math.inf,
+            "reach": reach, "reach_chunks": math.ceil(reach / chunk_size) if math.isfinite(reach) else math.inf,
+            "L": L, "blocks": blocks, "carried_share": off / (length * (length + 1) / 2)}
+
+
+def format_decay_layout(layout: Mapping) -> str:
+    """Three lines: the decay per step, how far back a token matters, how the chunks split ``L``."""
+    n_diag = sum(b["kind"] == "diagonal" for b in layout["blocks"])
+    return "\n".join([
+        f"A = {layout['A']:g}, dt = {layout['dt']:g}: each step keeps exp(dt*A) = {layout['decay_per_step']:.4f} "
+        f"of the state (half-life {layout['half_life']:.1f} tokens)",
+        f"a token's weight falls below {layout['threshold']:g} after {layout['reach']} tokens "
+        f"= {layout['reach_chunks']} chunk(s) of {layout['chunk_size']}",
+        f"l = {layout['length']}: {n_diag} diagonal blocks (quadratic, inside a chunk) and "
+        f"{len(layout['blocks']) - n_diag} off-diagonal blocks (through the carried state) hold "
+        f"{100 * (1 - layout['carried_share']):.0f}% / {100 * layout['carried_share']:.0f}% of L's lower triangle",
+    ])
+
+
+def show_decay(A: float = DECAY_DEFAULTS["A"], dt: float = DECAY_DEFAULTS["dt"],
+               chunk_size: int = DECAY_DEFAULTS["chunk_size"], length: int = DECAY_DEFAULTS["length"]) -> None:
+    """The explorer's callback: prints :func:`format_decay_layout` and shows
+    :func:`~nvrepro.hybrid.figures.plot_decay_matrix` of :func:`decay_layout` (returns None, so
+    a widget does not display a value twice)."""
+    import matplotlib.pyplot as plt
+
+    from nvrepro.hybrid.figures.ssd import plot_decay_matrix
+
+    layout = decay_layout(A, dt, chunk_size, length)
+    print(format_decay_layout(layout))
+    plot_decay_matrix(layout)
+    plt.show()
+
+
+def decay_widget(chunk_sizes: tuple[int, ...] = (4, 8, 16, 32, 64), lengths: tuple[int, ...] = (32, 64, 128)):
+    """ipywidgets sliders (A, dt on a log scale, chunk size, length) wired to :func:`show_decay`."""
+    import ipywidgets as widgets
+
+    d = DECAY_DEFAULTS
+    A = widgets.FloatSlider(value=d["A"], min=-16.0, max=-0.05, step=0.05, description="A")
+    dt = widgets.FloatLogSlider(value=d["dt"], base=10, min=-3, max=0, step=0.05, description="dt")
+    chunk = widgets.SelectionSlider(options=list(chunk_sizes), value=d["chunk_size"], description="chunk")
+    length = widgets.SelectionSlider(options=list(lengths), value=d["length"], description="length")
+    return widgets.interactive(show_decay, A=A, dt=dt, chunk_size=chunk, length=length)

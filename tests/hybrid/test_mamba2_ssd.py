@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from nvrepro.hybrid import exercises
-from nvrepro.hybrid.mamba2_ssd import (FORMS, SSD_SCALING, equivalence_check, saved_activation_bytes,
-                                       scaling_summary, ssd_scaling)
+from nvrepro.core.tooling.validation import ConfigError
+from nvrepro.hybrid.mamba2_ssd import (DECAY_DEFAULTS, FORMS, SSD_SCALING, chunk_blocks, decay_layout, decay_matrix,
+                                       decay_widget, equivalence_check, influence_reach, saved_activation_bytes,
+                                       scaling_summary, show_decay, ssd_scaling)
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +155,97 @@ def test_ssd_smoke_run_records_every_timed_repeat(smoke):
     for data in smoke["forms"].values():
         assert [len(r) for r in data["repeat_seconds"]] == [smoke["config"]["repeats"]] * len(data["lengths"])
         assert data["seconds"] == [sorted(r)[len(r) // 2] for r in data["repeat_seconds"]]
+
+
+# --- the decay explorer: the mask L and the chunked algorithm's blocks ------------------------
+
+def test_decay_matrix_closed_form():
+    a = -torch.rand(11, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    L = decay_matrix(a)
+    for i in range(11):
+        for j in range(11):
+            want = math.exp(sum(a[k].item() for k in range(j + 1, i + 1))) if i >= j else 0.0
+            assert L[i, j].item() == pytest.approx(want, rel=1e-12, abs=1e-300)
+    # constant decay: L[i, j] = exp((i - j) a) below the diagonal
+    Lc = decay_matrix(torch.full((6,), -0.3, dtype=torch.float64))
+    assert Lc[5, 1].item() == pytest.approx(math.exp(-1.2)) and Lc[1, 5].item() == 0.0
+
+
+def test_decay_matrix_bad_input():
+    with pytest.raises(ConfigError, match="log_decay"):
+        decay_matrix(torch.tensor([-0.1, 0.2]))
+    with pytest.raises(ConfigError, match="log_decay"):
+        decay_matrix(torch.zeros(2, 2))
+
+
+@pytest.mark.parametrize("length, q", [(64, 16), (21, 8), (5, 8), (7, 1)])
+def test_chunk_blocks_tile_the_lower_triangle(length, q):
+    blocks = chunk_blocks(length, q)
+    cover = torch.zeros(length, length, dtype=torch.int64)
+    for b in blocks:
+        (r0, r1), (c0, c1) = b["rows"], b["cols"]
+        cover[r0:r1, c0:c1] += 1
+        assert (b["kind"] == "diagonal") == (b["rows"] == b["cols"])
+    lower = torch.ones(length, length, dtype=torch.int64).tril()
+    # every (i, j) with j <= i lies in exactly one block; blocks above the diagonal would be wasted work
+    assert torch.equal(cover.tril(), lower) and cover.triu(q).sum() == 0
+    c = math.ceil(length / q)
+    assert sum(b["kind"] == "diagonal" for b in blocks) == c
+    assert sum(b["kind"] == "off-diagonal" for b in blocks) == c * (c - 1) // 2
+
+
+def test_off_diagonal_blocks_factor_through_the_state():
+    # Block (ci > cj) of L = exp(decay from row chunk start to i) x exp(decay over the chunks
+    # strictly between) x exp(decay from j to the end of its chunk): an outer product, rank one,
+    # which is why the chunked algorithm passes a state instead of forming the block.
+    q, a = 4, -torch.rand(14, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    L = decay_matrix(a)
+    for b in chunk_blocks(14, q):
+        if b["kind"] != "off-diagonal":
+            continue
+        (r0, r1), (c0, c1) = b["rows"], b["cols"]
+        into_row = torch.exp(torch.stack([a[r0:i + 1].sum() for i in range(r0, r1)]))
+        out_of_col = torch.exp(torch.stack([a[j + 1:c1].sum() for j in range(c0, c1)]))
+        between = torch.exp(a[c1:r0].sum())
+        torch.testing.assert_close(L[r0:r1, c0:c1], between * into_row[:, None] * out_of_col[None, :])
+
+
+def test_influence_reach_closed_form():
+    assert influence_reach(0.5, 0.01) == 7  # 0.5**6 = 0.0156 >= 0.01 > 0.5**7 = 0.0078
+    assert influence_reach(0.5, 0.25) == 3  # 0.5**2 = 0.25 is not below 0.25
+    assert influence_reach(math.exp(-0.1), 0.01) == 47  # ln(100) / 0.1 = 46.05
+    assert influence_reach(1.0) == math.inf
+    with pytest.raises(ConfigError, match="decay_per_step"):
+        influence_reach(1.5)
+    with pytest.raises(ConfigError, match="threshold"):
+        influence_reach(0.5, 0.0)
+
+
+def test_decay_layout_defaults_and_reach():
+    lay = decay_layout()
+    assert lay["decay_per_step"] == pytest.approx(math.exp(DECAY_DEFAULTS["dt"] * DECAY_DEFAULTS["A"]))
+    k, L = lay["reach"], lay["L"]
+    assert L[k, 0] < lay["threshold"] <= L[k - 1, 0]
+    assert lay["half_life"] == pytest.approx(math.log(2) / 0.1)
+    # l = 64, Q = 16: the 4 diagonal blocks hold 4 * 16 * 17 / 2 = 544 of the 64 * 65 / 2 = 2080 entries
+    assert lay["carried_share"] == pytest.approx(1 - 544 / 2080)
+    assert lay["reach_chunks"] == math.ceil(k / 16)
+    assert -16 <= DECAY_DEFAULTS["A"] <= -1  # inside Mamba-2's init range of A
+    for bad in (dict(A=0.5), dict(dt=0.0), dict(chunk_size=0), dict(length=2.5)):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            decay_layout(**bad)
+
+
+def test_decay_plot_and_callback(capsys, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from nvrepro.hybrid.figures import plot_decay_matrix
+
+    fig = plot_decay_matrix(decay_layout(A=-2.0, dt=0.5, chunk_size=4, length=16))
+    assert len(fig.axes) == 3  # matrix, its colour bar, the decay curve
+    plt.close(fig)
+    monkeypatch.setattr(plt, "show", lambda *a, **k: plt.close("all"))
+    show_decay()
+    out = capsys.readouterr().out
+    assert "exp(dt*A)" in out and "diagonal blocks" in out
+    assert decay_widget() is not None
