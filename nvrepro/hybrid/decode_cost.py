@@ -8,7 +8,8 @@ Generation runs in two phases (Nemotron-H Sec. 2.1 and Sec. 3's inference compar
 * **decode**: one token per step; each attention layer reads its whole KV cache, each Mamba-2
   layer reads and rewrites its fixed state.
 
-:func:`time_decode` prefills, then times single-token steps and reports seconds per token,
+:func:`time_decode` prefills, then times single-token steps (of one sequence or of a batch
+decoded together) and reports seconds per step and generated tokens per second,
 together with the bytes the cache actually holds (:func:`cache_nbytes`) and what the
 arithmetic of :mod:`nvrepro.core.lm.info` says it should hold (:func:`predicted_cache_nbytes`).
 :func:`transformer_twin` gives the Transformer of the same width and depth that a hybrid is
@@ -81,7 +82,9 @@ def predicted_cache_nbytes(cfg: ModelConfig, capacity: int, batch: int = 1,
 
 @dataclass
 class DecodeTiming:
-    """One model at one context: median seconds per decoded token and the cache it held."""
+    """One model at one context and batch: median seconds per decode step (``seconds_per_token``:
+    a step yields one token per sequence, so at ``batch`` 1 it is seconds per token; ``step_times``
+    the same for every timed block) and the cache it held."""
 
     context: int
     batch: int
@@ -113,6 +116,28 @@ def _snapshot(cache: LMCache):
     return cache.length, saved
 
 
+def copy_to_every_row(source: LMCache, target: LMCache) -> None:
+    """Fill every sequence (row) of ``target``, a cache of batch ``b``, with the one sequence of
+    ``source`` (batch 1, same capacity): KV caches, Mamba-2 windows and states, and lengths.
+
+    A batch then decodes from the same prefilled context in every row without prefilling ``b``
+    prompts: the tensors (and so the bytes each decode step reads) are those of ``b`` distinct
+    sequences, and no decode step's cost depends on the values it reads."""
+    if len(source.layers) != len(target.layers) or source.capacity != target.capacity:
+        raise ValueError("source: needs the same layers and capacity as target")
+    for src, dst in zip(source.layers, target.layers):
+        if isinstance(src, KVCache):
+            dst.k.copy_(src.k.expand_as(dst.k))
+            dst.v.copy_(src.v.expand_as(dst.v))
+            dst.length = src.length
+        elif isinstance(src, Mamba2State):
+            batch = dst.ssm_state.shape[0]
+            dst.conv_state = src.conv_state.expand(batch, *src.conv_state.shape[1:]).clone()
+            dst.ssm_state = src.ssm_state.expand(batch, *src.ssm_state.shape[1:]).clone()
+            dst.filled = src.filled
+    target.length = source.length
+
+
 def _restore(cache: LMCache, snapshot) -> None:
     cache.length, saved = snapshot
     for entry, s in zip(cache.layers, saved):
@@ -126,7 +151,7 @@ class _Decoder:
     """One model, prefilled to ``context`` tokens, ready to decode ``steps`` tokens repeatedly."""
 
     def __init__(self, model: PatternLM, context: int, steps: int, batch: int, seed: int,
-                 compile: bool = False):
+                 compile: bool = False, shared_prompt: bool = False):
         capacity = context + steps
         if capacity > model.cfg.max_seq_len:
             raise ValueError(f"context: {context} + {steps} decode steps exceed max_seq_len="
@@ -138,7 +163,14 @@ class _Decoder:
         self.tokens = torch.randint(model.cfg.vocab_size, (batch, steps), generator=gen).to(device)
         self.cache = model.allocate_cache(batch, capacity)
         with torch.no_grad():
-            self.prefill_seconds = measure(lambda: model(prompt, self.cache), repeats=1, warmup=0).median
+            if shared_prompt and batch > 1:
+                # Prefill one sequence and copy it into every row: a batch-b prefill would cost b
+                # times as much and change nothing the decode steps read.
+                one = model.allocate_cache(1, capacity)
+                self.prefill_seconds = measure(lambda: model(prompt[:1], one), repeats=1, warmup=0).median
+                copy_to_every_row(one, self.cache)
+            else:
+                self.prefill_seconds = measure(lambda: model(prompt, self.cache), repeats=1, warmup=0).median
         self._after_prefill = _snapshot(self.cache)
         self.step = decode_stepper(model, compile)
         # The first step compiles (compile=True); time it apart, then start again from the prefill.
@@ -159,7 +191,7 @@ class _Decoder:
 
 def time_decode(models: dict[str, PatternLM], context: int, steps: int = 16, repeats: int = 3,
                 warmup: int = 1, batch: int = 1, seed: int = 0,
-                compile: bool = False) -> dict[str, DecodeTiming]:
+                compile: bool = False, shared_prompt: bool = False) -> dict[str, DecodeTiming]:
     """Prefill ``context`` random tokens into each model's cache, then time ``steps`` decode steps.
 
     The models are measured side by side: every repeat times one block of ``steps`` tokens per
@@ -173,11 +205,17 @@ def time_decode(models: dict[str, PatternLM], context: int, steps: int = 16, rep
     ``compile=True`` fuses each model's fixed-shape work between attention cores with
     torch.compile (compiled once per model, before the first timing; the first step's time is
     reported as ``compile_seconds``: seconds at the first context, near zero afterwards).
+
+    ``batch`` sequences decode together (one step yields ``batch`` tokens); with
+    ``shared_prompt`` only the first sequence is prefilled and copied into every row
+    (:func:`copy_to_every_row`; ``prefill_seconds`` is then that one sequence's), which keeps a
+    large-batch sweep from spending its time in prefill. Each row still decodes its own tokens.
     """
     for name, value in (("context", context), ("steps", steps), ("batch", batch)):
         if not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name}: must be a positive integer, got {value!r}")
-    decoders = {name: _Decoder(m, context, steps, batch, seed, compile) for name, m in models.items()}
+    decoders = {name: _Decoder(m, context, steps, batch, seed, compile, shared_prompt)
+                for name, m in models.items()}
     timings = measure_side_by_side({name: (d.block, d.reset) for name, d in decoders.items()},
                                    repeats=repeats, warmup=warmup)
     out = {}
