@@ -1,4 +1,5 @@
-"""The FP8 study of notebook 04: its smoke run, gap arithmetic, 8B exclusion plan and checkers."""
+"""The FP8 study of notebook 04: its smoke run over seeds, gap and interval arithmetic, the seed band,
+the format explorer, the 8B exclusion plan and the checkers."""
 
 import math
 
@@ -6,57 +7,257 @@ import pytest
 import torch
 
 from nvrepro.core.lm.config import model_config_from_yaml
+from nvrepro.core.data import TextDataModule
+from nvrepro.core.training.precision.stats import tensor_stats
+from nvrepro.core.tooling.validation import ConfigError
 from nvrepro.hybrid import exercises
-from nvrepro.hybrid.fp8_experiment import (FP8_LOSS_GAP, FP8_UNDERFLOW, NEMOTRON_8B, backend_agreement,
-                                           exclusion_plan, fp8_training, loss_gaps, mean_flushed, moving_average)
+from nvrepro.hybrid.fp8_experiment import (FP8_LOSS_GAP, FP8_UNDERFLOW, LOSS_GAP_TOLERANCE, NEMOTRON_8B,
+                                           SeededOrderText, backend_agreement, exclusion_plan,
+                                           format_explorer_widget, format_resolution, format_shares,
+                                           fp8_training, gap_curves, load_fp8_study, loss_gap_metrics,
+                                           mean_flushed, moving_average, resolution_table, seed_gaps,
+                                           seed_interval)
+from nvrepro.hybrid.figures import plot_fp8_format
+
+T_975 = {2: 12.706204736174705, 3: 4.302652729749464, 4: 3.182446305284263}  # Student-t quantiles by n
 
 
 @pytest.fixture(scope="module")
 def smoke():
-    return fp8_training("smoke", seed=0)
+    return fp8_training("smoke", seed=0, n_seeds=2)  # two seeds keep the test fast; the profile has three
 
 
-def test_smoke_run_trains_four_paired_arms(smoke):
-    arms = smoke["arms"]
-    assert list(arms) == ["bf16", "fp8_recipe", "fp8_all", "fp8_delayed"]
+def test_smoke_run_pairs_the_arms_within_a_seed(smoke):
+    assert smoke["seeds"] == [0, 1] and [r["seed"] for r in smoke["runs"]] == [0, 1]
     steps = smoke["config"]["trainer"]["max_steps"]
-    assert all(len(r["loss"]) == steps and all(math.isfinite(v) for v in r["loss"]) for r in arms.values())
-    assert arms["bf16"]["loss"][0] == pytest.approx(math.log(260), rel=0.01)  # uniform over 260 bytes at init
     n_layers = len(smoke["config"]["model"]["pattern"])
-    fp8_layers = {int(n.split(".")[1]) for n in arms["fp8_recipe"]["fp8_linears"]}
-    assert fp8_layers == set(range(1, n_layers - 1))  # the YAML's N = 1 at both ends
-    assert len(arms["fp8_all"]["fp8_linears"]) > len(arms["fp8_recipe"]["fp8_linears"]) and not arms["bf16"]["fp8_linears"]
-    # FP8 rounding changes the numbers, but only slightly at this size
-    assert arms["fp8_recipe"]["loss"] != arms["bf16"]["loss"]
-    assert arms["fp8_recipe"]["loss"][-1] == pytest.approx(arms["bf16"]["loss"][-1], rel=0.02)
+    for run in smoke["runs"]:
+        arms = run["arms"]
+        assert list(arms) == ["bf16", "fp8_recipe", "fp8_all", "fp8_delayed"]
+        assert all(len(r["loss"]) == steps and all(math.isfinite(v) for v in r["loss"]) for r in arms.values())
+        assert arms["bf16"]["loss"][0] == pytest.approx(math.log(260), rel=0.01)  # uniform over 260 bytes at init
+        fp8_layers = {int(n.split(".")[1]) for n in arms["fp8_recipe"]["fp8_linears"]}
+        assert fp8_layers == set(range(1, n_layers - 1))  # the YAML's N = 1 at both ends
+        assert len(arms["fp8_all"]["fp8_linears"]) > len(arms["fp8_recipe"]["fp8_linears"])
+        assert not arms["bf16"]["fp8_linears"]
+        # same weights, same first batch: FP8 rounding moves the first loss only slightly
+        for arm in ("fp8_recipe", "fp8_all", "fp8_delayed"):
+            assert arms[arm]["loss"][0] == pytest.approx(arms["bf16"]["loss"][0], abs=2e-3)
+            assert arms[arm]["loss"] != arms["bf16"]["loss"]
+    # a new seed: a new initialisation and new batches, far larger changes than FP8's
+    first = [r["arms"]["bf16"]["loss"][0] for r in smoke["runs"]]
+    assert abs(first[0] - first[1]) > 2e-3
 
 
-def test_smoke_run_is_deterministic(smoke):
-    again = fp8_training("smoke", seed=0, arms=("bf16", "fp8_delayed"))
-    for arm in again["arms"]:
-        assert again["arms"][arm]["loss"] == smoke["arms"][arm]["loss"]
+def test_seed_changes_the_training_batches_not_the_held_out_ones():
+    data_args = load_fp8_study(profile="smoke")["data"]
+    plain = TextDataModule(**data_args)
+    plain.setup("fit")
+    seeded = SeededOrderText(**data_args)
+    seeded.setup("fit")
+
+    def first(loader):
+        return next(iter(loader))["input_ids"]
+
+    assert torch.equal(first(seeded.train_dataloader()), first(plain.train_dataloader()))  # order_seed = seed
+    seeded.order_seed = plain.seed + 1
+    assert not torch.equal(first(seeded.train_dataloader()), first(plain.train_dataloader()))
+    for a, b in zip(seeded.val_dataloader(), plain.val_dataloader()):
+        assert torch.equal(a["input_ids"], b["input_ids"])
+
+
+def test_a_seed_reruns_to_the_same_numbers(smoke):
+    again = fp8_training("smoke", seed=1, n_seeds=1, arms=("bf16", "fp8_delayed"))
+    assert again["seeds"] == [1]
+    for arm in ("bf16", "fp8_delayed"):
+        assert again["runs"][0]["arms"][arm]["loss"] == smoke["runs"][1]["arms"][arm]["loss"]
+        assert again["runs"][0]["arms"][arm]["val_loss"] == smoke["runs"][1]["arms"][arm]["val_loss"]
 
 
 def test_stats_cover_every_block_linear_and_mark_the_excluded_ones(smoke):
-    stats = smoke["stats"]
-    recipe = set(smoke["arms"]["fp8_recipe"]["fp8_linears"])
-    assert {s["name"] for s in stats} >= recipe and len(stats) == len(smoke["arms"]["fp8_all"]["fp8_linears"])
+    stats, arms = smoke["stats"], smoke["runs"][0]["arms"]
+    recipe = set(arms["fp8_recipe"]["fp8_linears"])
+    assert {s["name"] for s in stats} >= recipe and len(stats) == len(arms["fp8_all"]["fp8_linears"])
     assert all(s["fp8"] == (s["name"] in recipe) for s in stats)
     for s in stats:
         for role in ("input", "weight", "grad"):
             assert s[role]["amax"] > 0 and 0 <= s[role]["flushed_e5m2"] <= s[role]["flushed_e4m3"] <= 1
 
 
-def test_gap_arithmetic_closed_form():
-    result = {"arms": {"bf16": {"loss": [2.0, 2.0, 4.0, 4.0, 4.0], "val_loss": 2.0},
-                       "fp8_x": {"loss": [2.2, 2.0, 4.0, 4.4, 3.6], "val_loss": 2.1}}}
-    g = loss_gaps(result, window=2)
-    raw = [0.1, 0.0, 0.0, 0.1, -0.1]
-    assert g["arms"]["fp8_x"]["curve"] == pytest.approx([0.1, 0.05, 0.0, 0.05, 0.0])
-    assert g["arms"]["fp8_x"]["final"] == pytest.approx(raw[-1])  # the last fifth of 5 steps: 1 step
-    assert g["arms"]["fp8_x"]["val"] == pytest.approx(0.05)
+def test_grad_sample_is_the_gradient_the_stats_measured(smoke):
+    sample, stats = smoke["grad_sample"], smoke["stats"]
+    fp8_rows = [s for s in stats if s["fp8"]]
+    row = next(s for s in fp8_rows if s["name"] == sample["name"])
+    assert row["grad"]["flushed_e4m3"] == max(s["grad"]["flushed_e4m3"] for s in fp8_rows)
+    cfg = smoke["config"]
+    tokens = cfg["data"]["batch_size"] * cfg["data"]["seq_len"]
+    assert sample["values"].numel() % tokens == 0
+    # the same gradient through a second path (the stats hooks): same amax and flushed share
+    again = tensor_stats(sample["values"])
+    assert again["amax"] == pytest.approx(row["grad"]["amax"], rel=1e-6)
+    assert again["flushed_e4m3"] == pytest.approx(row["grad"]["flushed_e4m3"], abs=1e-9)
+
+
+# --- gap arithmetic, intervals over seeds, the band ------------------------------------------------
+
+def runs_from(bf16_val, arm_vals, bf16_loss=None, arm_loss=None):
+    """Hand-made runs: one seed per entry of ``bf16_val``; ``arm_vals``: {arm: held-out loss per seed}."""
+    bf16_loss = bf16_loss or [2.0] * 5
+    out = []
+    for i, v in enumerate(bf16_val):
+        arms = {"bf16": {"loss": list(bf16_loss), "val_loss": v}}
+        for arm, vals in arm_vals.items():
+            arms[arm] = {"loss": list(arm_loss or bf16_loss), "val_loss": vals[i]}
+        out.append({"seed": i, "arms": arms})
+    return {"runs": out}
+
+
+def test_seed_interval_is_student_t():
+    est = seed_interval([1.0, 2.0, 3.0])
+    half = T_975[3] * 1.0 / math.sqrt(3)  # sd of 1, 2, 3 is 1
+    assert (est.value, est.low, est.high, est.n, est.method) == pytest.approx((2.0, 2 - half, 2 + half, 3, "student-t"))
+    est = seed_interval([0.5, -0.5])  # sd sqrt(0.5)
+    assert est.high == pytest.approx(T_975[2] * math.sqrt(0.5) / math.sqrt(2))
+    assert seed_interval([0.25, 0.25, 0.25]).low == 0.25
+    with pytest.raises(ValueError, match="values"):
+        seed_interval([1.0])
+
+
+def test_seed_gaps_closed_form():
+    m = runs_from([2.0, 2.2, 2.5], {"fp8_recipe": [2.002, 2.2, 2.4]},
+                  bf16_loss=[3.0, 2.0, 2.0, 2.0, 4.0], arm_loss=[3.0, 2.0, 2.0, 2.0, 4.4])
+    g = seed_gaps(m)
+    assert g["heldout"]["fp8_recipe"] == pytest.approx([0.001, 0.0, -0.04])
+    assert g["tail_steps"] == 1 and g["train_tail"]["fp8_recipe"] == pytest.approx([0.1, 0.1, 0.1])
+    assert len(g["bf16_pairs"]) == 6  # ordered pairs of 3 seeds
+    pair = next(p for p in g["bf16_pairs"] if p["seeds"] == [1, 0])
+    assert pair["gap"] == pytest.approx((2.0 - 2.2) / 2.2)
+    assert g["band"] == pytest.approx(0.25)  # seed 0 -> seed 2: (2.5 - 2.0) / 2.0
+
+
+def test_resolution_table_verdicts():
+    # band: BF16 held-out losses 2.0, 2.02, 1.99 -> largest |gap| (2.02 - 1.99) / 1.99
+    m = runs_from([2.0, 2.02, 1.99], {"fp8_recipe": [2.0, 2.02, 1.99], "fp8_all": [2.2, 2.222, 2.189],
+                                      "fp8_delayed": [2.02, 2.0, 1.99]})
+    table = resolution_table(m)
+    assert table["band"] == pytest.approx(0.03 / 1.99) and table["n_pairs"] == 6
+    rows = {r["comparison"]: r for r in table["rows"]}
+    assert list(rows) == ["fp8_recipe - bf16", "fp8_all - bf16", "fp8_delayed - bf16", "fp8_all - fp8_recipe",
+                          "fp8_delayed - fp8_recipe", "fp8_delayed - fp8_all"]
+    recipe = rows["fp8_recipe - bf16"]  # identical losses: a zero-width interval at 0
+    assert recipe["told_apart"] is None and recipe["within_band"] is True and recipe["within_tolerance"] is True
+    worse = rows["fp8_all - bf16"]  # +10% in every seed: told apart, beyond the band and the 0.1%
+    assert worse["gap"].value == pytest.approx(0.1) and worse["told_apart"] is True
+    assert worse["within_band"] is False and worse["within_tolerance"] is False
+    noisy = rows["fp8_delayed - bf16"]  # +1%, -0.99%, 0: an interval across 0, the band and the 0.1%
+    assert noisy["per_seed"] == pytest.approx([0.01, -0.02 / 2.02, 0.0])
+    assert noisy["told_apart"] is None and noisy["within_band"] is None and noisy["within_tolerance"] is None
+    diff = rows["fp8_all - fp8_recipe"]  # paired difference of gaps, seed by seed
+    assert diff["per_seed"] == pytest.approx([0.1, 0.1, 0.1])
+    text = format_resolution(table)
+    assert "fp8_delayed - fp8_all" in text and "straddles" in text and "3 seeds" in text
+
+
+def test_gap_curves_closed_form():
+    m = runs_from([2.0, 2.0], {"fp8_x": [2.0, 2.0]}, bf16_loss=[2.0, 2.0, 4.0, 4.0, 4.0],
+                  arm_loss=[2.2, 2.0, 4.0, 4.4, 3.6])
+    c = gap_curves(m["runs"], window=2)
+    assert c["gap"]["fp8_x"]["mean"] == pytest.approx([0.1, 0.05, 0.0, 0.05, 0.0])
+    assert c["loss"]["bf16"] == pytest.approx([2.0, 2.0, 3.0, 4.0, 4.0])
     assert moving_average([1.0, 2.0, 3.0, 4.0], 3) == pytest.approx([1.0, 1.5, 2.0, 3.0])
 
+
+def test_loss_gap_claim_on_seed_intervals_and_the_band():
+    # recipe gaps of +0.01% in each seed, BF16 band 1%: inside the band (held) and inside the 0.1%
+    inside = FP8_LOSS_GAP.judge(runs_from([2.0, 2.02, 2.01], {"fp8_recipe": [2.0002, 2.020202, 2.010201]}))
+    assert inside.held is True and inside.evidence["within_tolerance"] is True
+    assert inside.evidence["band"] == pytest.approx(0.01)
+    # +5% in each seed against a 0.05% band: wholly outside
+    outside = FP8_LOSS_GAP.judge(runs_from([2.0, 2.001, 2.0005], {"fp8_recipe": [2.1, 2.10105, 2.100525]}))
+    assert outside.held is False and outside.evidence["told_apart"] is True
+    # gaps of -1%, +1%, 0 against a 0.5% band: the interval straddles the band's edges
+    straddling = FP8_LOSS_GAP.judge(runs_from([2.0, 2.01, 2.005], {"fp8_recipe": [1.98, 2.0301, 2.005]}))
+    gap = straddling.to_dict()["evidence"]["gap"]
+    assert gap["low"] < -straddling.evidence["band"] and straddling.held is None
+    assert "Student-t over 3 seeds" in straddling.reason
+    assert FP8_LOSS_GAP.judge(runs_from([2.0], {"fp8_recipe": [2.0]})).held is None  # one seed: no interval
+    assert str(round(100 * LOSS_GAP_TOLERANCE, 3)) in FP8_LOSS_GAP.text  # the paper's bar, from paper_facts
+
+
+def test_loss_gap_claim_on_diverged_runs():
+    diverged = runs_from([2.0, 2.01], {"fp8_recipe": [2.0, "nan"]})  # how a sidecar stores NaN
+    assert FP8_LOSS_GAP.judge(diverged).held is False
+    assert FP8_LOSS_GAP.judge(runs_from([2.0, "inf"], {"fp8_recipe": [2.0, 2.0]})).held is None
+
+
+def test_loss_gap_metrics_keep_what_the_claim_reads(smoke):
+    m = loss_gap_metrics(smoke)
+    assert m["seeds"] == [0, 1] and set(m["runs"][0]["arms"]["bf16"]) == {"loss", "val_loss", "seconds", "fp8_linears"}
+    judged = FP8_LOSS_GAP.judge(m)
+    assert judged.evidence["gap"].n == 2
+
+
+def test_underflow_claim_is_an_exact_comparison():
+    def layers(e4m3: float, e5m2: float) -> list[dict]:
+        zero = {"flushed_e4m3": 0.0, "flushed_e5m2": 0.0}
+        return [{"input": zero, "weight": zero, "grad": {"flushed_e4m3": e4m3, "flushed_e5m2": e5m2}},
+                {"input": zero, "weight": zero, "grad": {"flushed_e4m3": 3 * e4m3, "flushed_e5m2": 0.0}}]
+    assert mean_flushed(layers(0.01, 0.002))["grad_e4m3"] == pytest.approx(0.02)  # (0.01 + 0.03) / 2
+    assert FP8_UNDERFLOW.judge({"layers": layers(0.01, 0.002)}).held is True  # 0.001 < 0.02
+    assert FP8_UNDERFLOW.judge({"layers": layers(0.0, 0.002)}).held is False  # 0.001 > 0
+    assert FP8_UNDERFLOW.judge({"layers": layers(0.0, 0.0)}).held is False  # equal: not fewer
+
+
+# --- the format explorer ---------------------------------------------------------------------------
+
+def test_format_shares_by_hand():
+    # E4M3: max 448, smallest normal 2^-6 = 0.015625, smallest subnormal 2^-9 (flush below 2^-10)
+    x = torch.tensor([448.0, 1.0, 0.01, 1e-4, 0.0, -3.0])  # amax 448: the current scale is 1
+    s = format_shares(x, "e4m3", 0)
+    assert s["scale"] == 1.0 and s["n_nonzero"] == 5
+    assert (s["flushed"], s["subnormal"], s["normal"], s["overflow"]) == pytest.approx((0.2, 0.2, 0.6, 0.0))
+    assert s["edges"] == pytest.approx({"flush_below": 2.0 ** -10, "normal_from": 2.0 ** -6, "max": 448.0})
+    up = format_shares(x, "e4m3", 1)  # scale 2: 448 saturates, 0.01 -> 0.02 is normal, 1e-4 -> 2e-4 still flushes
+    assert (up["flushed"], up["subnormal"], up["normal"], up["overflow"]) == pytest.approx((0.2, 0.0, 0.6, 0.2))
+    assert up["edges"]["max"] == 224.0
+    # E5M2: smallest subnormal 2^-16, so 1e-4 * 57344 / 448 = 0.0128 is a normal number there
+    assert format_shares(x, "e5m2", 0)["flushed"] == 0.0
+    with pytest.raises(ConfigError, match="fmt"):
+        format_shares(x, "e3m4")
+
+
+def test_format_shares_against_torch_casts():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.exp(torch.empty(20_000).uniform_(-30, 0, generator=gen)) * torch.randn(20_000, generator=gen).sign()
+    for fmt, dtype in (("e4m3", torch.float8_e4m3fn), ("e5m2", torch.float8_e5m2)):
+        for shift in (-4, 0):  # no overflow: a naive cast without saturation is exact here
+            s = format_shares(x, fmt, shift)
+            scale = torch.finfo(dtype).max / x.abs().max() * 2.0 ** shift
+            q = (x * scale).to(dtype).float().abs()
+            assert s["flushed"] == pytest.approx(float((q == 0).float().mean()), abs=1e-4)
+            sub = (q > 0) & (q < torch.finfo(dtype).smallest_normal)
+            assert s["subnormal"] == pytest.approx(float(sub.float().mean()), abs=1e-4)
+            assert s["overflow"] == 0.0
+    assert format_shares(x, "e4m3", 0)["flushed"] > format_shares(x, "e5m2", 0)["flushed"] > 0
+
+
+def test_format_plot_draws_one_panel_per_setting():
+    x = torch.tensor([448.0, 1.0, 0.01, 1e-4, -3.0])
+    fig = plot_fp8_format(x, [format_shares(x, "e4m3", 0), format_shares(x, "e5m2", 2)], "a tensor")
+    assert len(fig.axes) == 2 and "E5M2" in fig.axes[1].get_title()
+
+
+def test_format_explorer_widget_redraws_on_its_controls(capsys):
+    pytest.importorskip("ipywidgets")
+    x = torch.tensor([448.0, 1.0, 0.01, 1e-4, -3.0])
+    widget = format_explorer_widget(x, "a tensor")
+    fmt, shift = widget.children[:2]
+    fmt.value, shift.value = "e4m3", 1  # scale x2: 448 saturates (see test_format_shares_by_hand)
+    assert widget.kwargs == {"fmt": "e4m3", "scale_shift": 1}
+    assert "saturated 20.000%" in capsys.readouterr().out
+
+
+# --- the 8B plan, the backends, the checkers ---------------------------------------------------------
 
 def test_8b_exclusion_plan_from_the_widths():
     cfg = model_config_from_yaml(NEMOTRON_8B)
@@ -78,6 +279,13 @@ def test_backends_agree():
         pytest.skip(f"torchao could not run here: {out['torchao_error']}")
     assert out["torchao"]["emulated_vs_torchao"]["output"] < 1e-5
     assert out["torchao"]["emulated_vs_torchao"]["weight_grad"] < 1e-5
+
+
+def test_bad_arguments_name_themselves():
+    with pytest.raises(ConfigError, match="n_seeds"):
+        fp8_training("smoke", n_seeds=0)
+    with pytest.raises(ConfigError, match="arms"):
+        fp8_training("smoke", arms=("fp16",))
 
 
 def test_checkers():
@@ -108,51 +316,3 @@ def test_checkers():
     assert exercises.check_excluded_linears(count, verbose=False)
     wrong = exercises.check_excluded_linears(4 * n, verbose=False)
     assert wrong.ok is False and "attention layer has 4" in wrong.message
-
-
-# --- the claims of fp8_loss_gap and fp8_underflow (hand-made metrics) --------------------------
-
-def gap_metrics(tail_gaps: list[float], head=(0.05, -0.05, 0.04, 0.03, -0.02)) -> dict:
-    """BF16 at loss 2.0 every step; the recipe's paired relative gap is ``head`` (ignored: before
-    the tail) then ``tail_gaps``, the last ``len(tail_gaps)`` steps the claim reads."""
-    gaps = list(head) + list(tail_gaps)
-    return {"arms": {"bf16": {"loss": [2.0] * len(gaps)}, "fp8_recipe": {"loss": [2.0 * (1 + g) for g in gaps]}},
-            "gaps": {"tail_steps": len(tail_gaps)}}
-
-
-def test_loss_gap_claim_on_the_tail_interval():
-    # Every resampled mean lies between the smallest and the largest tail gap, so tails wholly
-    # inside (-0.1%, 0.1%) hold and tails wholly beyond +0.1% fail, whatever the resamples.
-    inside = FP8_LOSS_GAP.judge(gap_metrics([0.0005, -0.0004, 0.0002, 0.0003, -0.0001, 0.0004]))
-    assert inside.held is True
-    assert inside.to_dict()["evidence"]["gap"]["value"] == pytest.approx(0.0009 / 6)
-    assert FP8_LOSS_GAP.judge(gap_metrics([0.002, 0.003, 0.0025, 0.0021, 0.0029, 0.0022])).held is False
-    assert FP8_LOSS_GAP.judge(gap_metrics([-0.002, -0.003, -0.0025, -0.0021])).held is False
-
-
-def test_loss_gap_claim_undecided_when_the_interval_straddles_the_tolerance():
-    # mean exactly 0.1% (alternating 0.05% and 0.15%): the interval reaches both sides of 0.1%
-    straddling = FP8_LOSS_GAP.judge(gap_metrics([0.0005, 0.0015] * 6))
-    gap = straddling.to_dict()["evidence"]["gap"]
-    assert gap["low"] < 0.001 < gap["high"] and straddling.held is None
-    assert FP8_LOSS_GAP.judge(gap_metrics([0.0])).held is None  # one tail step: no interval
-
-
-def test_underflow_claim_is_an_exact_comparison():
-    def layers(e4m3: float, e5m2: float) -> list[dict]:
-        zero = {"flushed_e4m3": 0.0, "flushed_e5m2": 0.0}
-        return [{"input": zero, "weight": zero, "grad": {"flushed_e4m3": e4m3, "flushed_e5m2": e5m2}},
-                {"input": zero, "weight": zero, "grad": {"flushed_e4m3": 3 * e4m3, "flushed_e5m2": 0.0}}]
-    assert mean_flushed(layers(0.01, 0.002))["grad_e4m3"] == pytest.approx(0.02)  # (0.01 + 0.03) / 2
-    assert FP8_UNDERFLOW.judge({"layers": layers(0.01, 0.002)}).held is True  # 0.001 < 0.02
-    assert FP8_UNDERFLOW.judge({"layers": layers(0.0, 0.002)}).held is False  # 0.001 > 0
-    assert FP8_UNDERFLOW.judge({"layers": layers(0.0, 0.0)}).held is False  # equal: not fewer
-
-
-def test_loss_gap_claim_on_diverged_runs():
-    diverged = gap_metrics([0.0, 0.0, 0.0])
-    diverged["arms"]["fp8_recipe"]["loss"][-1] = "nan"  # how a sidecar stores NaN
-    assert FP8_LOSS_GAP.judge(diverged).held is False
-    baseline = gap_metrics([0.0, 0.0, 0.0])
-    baseline["arms"]["bf16"]["loss"][-1] = "inf"
-    assert FP8_LOSS_GAP.judge(baseline).held is None
