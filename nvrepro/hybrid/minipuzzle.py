@@ -17,12 +17,18 @@ step and the model surgery:
   FFN. The kept weights are copied exactly; a pruned FFN computes exactly the sum over its
   kept neurons of the parent's per-neuron contributions.
 
+* **baselines of the importance order** (same counts per kind): :func:`random_layers_to_keep`
+  (uniform random drops, seeded) and :func:`most_important_to_keep` (the most important first,
+  sparing the :func:`catastrophic_layers`), so that the ranking is judged against chance and
+  not against a straw man.
+
 Mamba heads are *not* pruned: the paper reports that pruning Mamba heads hurt accuracy, so
 MiniPuzzle keeps every kept Mamba layer whole (and attention layers whole as well).
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -148,6 +154,49 @@ def layers_to_keep(pattern: str, importance: Sequence[float] | torch.Tensor,
     if not kept:
         raise ConfigError("keep: a candidate must keep at least one layer")
     return kept
+
+
+def random_layers_to_keep(pattern: str, keep: dict[str, int], seed: int) -> list[int]:
+    """A baseline for :func:`layers_to_keep`: for each kind, keep ``keep[kind]`` of its layers
+    chosen uniformly at random (every subset of that size equally likely), the same draw for the
+    same ``seed``. Returns the kept indices in their original order."""
+    gen = torch.Generator().manual_seed(int(seed))
+    # Independent uniform scores give a uniformly random order within each kind.
+    return layers_to_keep(pattern, torch.rand(len(pattern), generator=gen, dtype=torch.float64), keep)
+
+
+def catastrophic_layers(pattern: str, importance: Sequence[float] | torch.Tensor, factor: float) -> list[int]:
+    """Layers whose importance is at least ``factor`` times the median importance of the layers of
+    the same kind (e.g. a first layer that turns embeddings into everything else reads): dropping
+    one is trivially harmful, so an arm that drops "the most important" layers spares them.
+    A kind with one or two layers can never have one (the median is at least half the largest)."""
+    importance = [float(v) for v in importance]
+    if len(importance) != len(pattern):
+        raise ValueError(f"importance: expected {len(pattern)} scores (one per layer), got {len(importance)}")
+    if not factor > 1:
+        raise ConfigError(f"factor: must be > 1, got {factor}")
+    out = []
+    for kind in PATTERN_CHARS:
+        idx = [i for i, c in enumerate(pattern) if c == kind]
+        if idx:
+            median = statistics.median(importance[i] for i in idx)
+            out += [i for i in idx if importance[i] >= factor * median and importance[i] > 0]
+    return sorted(out)
+
+
+def most_important_to_keep(pattern: str, importance: Sequence[float] | torch.Tensor, keep: dict[str, int],
+                           spare: Iterable[int] = ()) -> list[int]:
+    """The reverse of :func:`layers_to_keep`: for each kind, drop its *most* important layers, but
+    drop the layers in ``spare`` only when a kind has no other left to drop (then the least
+    important of them first). Returns the kept indices in their original order."""
+    importance = [float(v) for v in importance]
+    if len(importance) != len(pattern):
+        raise ValueError(f"importance: expected {len(pattern)} scores (one per layer), got {len(importance)}")
+    spare = set(spare)
+    top = max((abs(v) for v in importance), default=0.0) + 1.0
+    # layers_to_keep drops the lowest scores first: -importance puts the most important first;
+    # spared layers get scores above every other one, so they go last.
+    return layers_to_keep(pattern, [2 * top + v if i in spare else -v for i, v in enumerate(importance)], keep)
 
 
 def pruned_config(cfg: ModelConfig, keep_layers: Sequence[int], ffn_width: int | None = None) -> ModelConfig:

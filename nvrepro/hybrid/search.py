@@ -185,20 +185,35 @@ def rank_candidates(candidates: list[Candidate]) -> list[Candidate]:
 
 def search(parent: PatternLM, importance: Sequence[float], neuron_scores: dict, keep_grid: dict[str, Iterable[int]],
            widths: Iterable[int], budget: MemoryBudget, batches: Sequence[dict], *,
-           progress: bool = True) -> tuple[list[Candidate], list[Candidate]]:
+           progress: bool = True, evaluate_all: bool = False) -> tuple[list[Candidate], list[Candidate]]:
     """Build the grid, prune every candidate that fits (no training), evaluate, and rank.
 
     Returns ``(ranked, all_candidates)``: the fitting candidates best first (with ``metrics``:
-    loss, acc, agreement, score) and the whole grid (those over budget carry no metrics).
+    loss, acc, agreement, score) and the whole grid. Candidates over budget carry no metrics
+    unless ``evaluate_all`` (then every candidate is evaluated, so that :func:`pick_under_budget`
+    can say what the search would pick under any other budget).
     """
     grid = candidate_grid(parent.cfg, importance, keep_grid, widths, budget)
     reference = argmax_predictions(parent, batches)
     fitting = [c for c in grid if c.fits]
-    for cand in tqdm(fitting, desc="candidates", disable=not progress):
+    for cand in tqdm(grid if evaluate_all else fitting, desc="candidates", disable=not progress):
         child = prune_model(parent, cand.keep_layers, cand.ffn_width, neuron_scores)
         cand.metrics = next_token_metrics(child, batches, reference)
         cand.metrics["score"] = (cand.metrics["acc"] + cand.metrics["agreement"]) / 2
     return rank_candidates(fitting), grid
+
+
+def pick_under_budget(rows: Sequence[dict], limit_bytes: float) -> tuple[list[dict], dict | None]:
+    """What the search does under a budget of ``limit_bytes``, from ``Candidate.row()`` dicts:
+    ``(fitting, pick)`` with ``fitting`` the rows whose ``memory_bytes`` is at most the limit, and
+    ``pick`` the one :func:`rank_candidates` puts first (highest ``(acc + agreement) / 2``, then
+    smaller memory). ``pick`` is ``None`` when nothing fits or the rows carry no ``score`` (a grid
+    on the meta device: no accuracy to rank by)."""
+    fitting = [r for r in rows if r["memory_bytes"] <= limit_bytes]
+    scored = [r for r in fitting if "score" in r]
+    if not scored:
+        return fitting, None
+    return fitting, min(scored, key=lambda r: (-(r["acc"] + r["agreement"]) / 2, r["memory_bytes"]))
 
 
 def format_memory(rows: dict[str, ModelConfig], budget: MemoryBudget) -> str:
