@@ -161,8 +161,11 @@ class MQARMixtureDataModule(_TrainValDataModule):
         self.train_dataset = self._mixture(0, self.num_train)
         self.val_dataset = self._mixture(1, self.num_val)
 
-    def test_sets(self, num_examples: int) -> dict[tuple[int, int], SyntheticDataset]:
-        """Held-out examples per cell, unpadded: ``{(pairs, length): dataset (N, length)}``."""
+    def test_sets(self, num_examples: int, seed: int | None = None) -> dict[tuple[int, int], SyntheticDataset]:
+        """Held-out examples per cell, unpadded: ``{(pairs, length): dataset (N, length)}``, drawn
+        from ``(seed, 2, i)`` for grid cell ``i`` (``seed`` defaults to the module's). A fixed
+        ``seed`` gives every training seed the same test examples, so scores pair up across runs."""
         _pos_int(num_examples, "num_examples")
-        return {(n, l): make_mqar(num_examples, self.vocab_size, l, n, seed=(self.seed, 2, i))
+        seed = self.seed if seed is None else seed
+        return {(n, l): make_mqar(num_examples, self.vocab_size, l, n, seed=(seed, 2, i))
                 for i, (n, l) in enumerate(self.cells)}

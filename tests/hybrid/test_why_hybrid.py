@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -51,11 +52,14 @@ def closed_form_params(cfg: ModelConfig) -> int:
 # --- the arms -----------------------------------------------------------------------------
 
 def test_parameter_counts_match_closed_form_and_each_other():
-    counts = {}
-    for arm, cfg in arm_configs().items():
-        counts[arm] = closed_form_params(cfg)
-        assert count_parameters(cfg)[0] == counts[arm], arm
-    assert max(counts.values()) / min(counts.values()) < 1.02, counts
+    """Language modelling: equal counts. Recall: every arm within the same budget (each at its own
+    depth and width)."""
+    counts = {task: {arm: closed_form_params(cfg) for arm, cfg in arm_configs(task).items()} for task in TASKS}
+    for task in TASKS:
+        for arm, cfg in arm_configs(task).items():
+            assert count_parameters(cfg)[0] == counts[task][arm], (task, arm)
+    assert max(counts["lm"].values()) / min(counts["lm"].values()) < 1.02, counts
+    assert max(counts["mqar"].values()) <= 1.02 * min(counts["lm"].values()), counts
 
 
 def test_transformer_ffn_width_is_the_equal_parameter_solution():
@@ -70,18 +74,21 @@ def test_transformer_ffn_width_is_the_equal_parameter_solution():
 
 
 def test_arms_differ_only_in_pattern_and_matching_knobs():
-    """Same model section in an arm's two YAMLs; across arms only pattern, FFN width and RoPE differ."""
-    dicts = {}
-    for arm in ARMS:
-        sections = [yaml.safe_load(config_path(arm, t).read_text())["model"] for t in TASKS]
-        assert sections[0] == sections[1], f"{arm}: the mqar and lm YAMLs build different models"
-        dicts[arm] = sections[0]["init_args"]
+    """The Mamba-2 and hybrid arms use one model for both tasks; the language-modelling arms differ
+    only in pattern, FFN width and RoPE; the recall Transformer is its own (shallow) model."""
+    sections = {(arm, t): yaml.safe_load(config_path(arm, t).read_text())["model"]["init_args"]
+                for arm in ARMS for t in TASKS}
+    for arm in ("mamba2", "hybrid"):
+        assert sections[(arm, "mqar")] == sections[(arm, "lm")], f"{arm}: the mqar and lm YAMLs build different models"
     def strip(d):
         d = yaml.safe_load(yaml.safe_dump(d))
         d["model"].pop("pattern"), d["model"]["ffn"].pop("hidden"), d["model"]["attention"].pop("rope")
         return d
-    assert strip(dicts["transformer"]) == strip(dicts["mamba2"]) == strip(dicts["hybrid"])
-    assert dicts["transformer"]["model"]["attention"]["rope"] and not dicts["hybrid"]["model"]["attention"]["rope"]
+    lm = {arm: sections[(arm, "lm")] for arm in ARMS}
+    assert strip(lm["transformer"]) == strip(lm["mamba2"]) == strip(lm["hybrid"])
+    assert lm["transformer"]["model"]["attention"]["rope"] and not lm["hybrid"]["model"]["attention"]["rope"]
+    recall = sections[("transformer", "mqar")]["model"]
+    assert set(recall["pattern"]) == {"*", "-"} and recall["pattern"].count("*") < lm["transformer"]["model"]["pattern"].count("*")
 
 
 def test_nemotron_pattern_reproduces_the_paper_configs():
@@ -231,9 +238,15 @@ def test_smoke_mqar_structure(smoke):
                 assert (a is None) == (4 * n > length)
                 assert a is None or 0.0 <= a <= 1.0
             for n, a, c, q in zip(mqar["pairs"], accs, r["correct"][length], r["queries"][length]):
-                # an MQAR example of n pairs asks n queries: n x num_test per cell
-                assert q == (None if a is None else n * mqar["num_test"]) and (a is None or a == c / q)
-        assert r["steps"] == 3 and r["curve"]["step"] == [3] and r["cached"] is False
+                # an MQAR example of n pairs asks n queries: n x num_test per cell and seed
+                assert q == (None if a is None else n * mqar["num_test"] * len(mqar["seeds"]))
+                assert a is None or a == c / q
+        assert r["steps"] == [3, 3] and r["curve"]["step"] == [3] and r["cached"] == [False, False]
+        for cell, ex in r["examples"].items():  # the pooled counts are the examples' sums
+            n, length = map(int, cell.split("x"))
+            i = mqar["pairs"].index(n)
+            assert sum(map(sum, ex["correct"])) == r["correct"][length][i] and ex["queries"] == [n] * mqar["num_test"]
+            assert r["seed_accuracy"][length][i] == [sum(run) / sum(ex["queries"]) for run in ex["correct"]]
     assert any(a is None for a in mqar["arms"]["hybrid"]["accuracy"][mqar["lengths"][0]])
 
 
@@ -242,8 +255,11 @@ def test_smoke_lm_structure_and_determinism(smoke):
     for r in lm["arms"].values():
         assert r["step"] == [2, 4] and len(r["val_loss"]) == 2
         assert 0 < r["final_val_loss"] < 7  # ln(260) = 5.56 at init
-        # one validation batch of 4 sequences (smoke); the final weights' losses average to the logged one
-        assert len(r["sequence_losses"]) == 4
+        # one validation batch of 4 sequences (smoke); each seed's final weights' losses average to
+        # its logged loss, and the seed average of those to the mean final loss
+        assert len(r["sequence_losses"]) == 4 and len(r["curves"]) == len(lm["seeds"]) == 2
+        for losses, curve in zip(r["seed_sequence_losses"], r["curves"]):
+            assert sum(losses) / 4 == pytest.approx(curve[-1], rel=1e-5)
         assert sum(r["sequence_losses"]) / 4 == pytest.approx(r["final_val_loss"], rel=1e-5)
     again_mqar = mqar_recall("smoke", seed=0, arms=("hybrid",), progress=False)
     assert again_mqar["arms"]["hybrid"]["accuracy"] == mqar["arms"]["hybrid"]["accuracy"]
@@ -256,44 +272,64 @@ def test_smoke_lm_structure_and_determinism(smoke):
 
 # --- the claims (hand-made metrics, JSON-plain as in a sidecar) -----------------------------------
 
-def recall_metrics(transformer=(95, 100), hybrid=((80, 100), (400, 800)), mamba2=((50, 100), (300, 800))) -> dict:
-    """Pairs [1, 2, 16] at length 64; (correct, queries) of the 2- and 16-pair cells per arm
-    (the Transformer's 16-pair cell and every 1-pair cell: 0 of 100, which must not count)."""
-    def arm(two, sixteen):
-        cells = [(0, 100), two, sixteen]
+def recall_metrics(transformer=(95, 100), hard=None, seeds=2) -> dict:
+    """Pairs [1, 2, 16] at length 64. ``transformer``: (correct, queries) of its 2-pair cell;
+    ``hard``: per arm, the correct count (of 16 queries) of each held-out example of the 16-pair
+    cell, per seed. Pooled counts are derived from the examples (1-pair cells: 0 of 100)."""
+    hard = hard or {"transformer": [[16] * 8] * seeds,
+                    "mamba2": [[4, 5, 3, 6, 4, 5, 2, 4]] * seeds,
+                    "hybrid": [[12, 14, 11, 13, 15, 12, 13, 14]] * seeds}
+
+    def arm(name):
+        runs = hard[name]
+        two = transformer if name == "transformer" else (50, 100)
+        c16, q16 = sum(map(sum, runs)), 16 * len(runs[0]) * len(runs)
+        cells = [(0, 100), two, (c16, q16)]
         return {"accuracy": {"64": [c / q for c, q in cells]}, "correct": {"64": [c for c, _ in cells]},
-                "queries": {"64": [q for _, q in cells]}}
-    return {"pairs": [1, 2, 16], "lengths": [64],
-            "arms": {"transformer": arm(transformer, (0, 100)), "hybrid": arm(*hybrid), "mamba2": arm(*mamba2)}}
+                "queries": {"64": [q for _, q in cells]},
+                "examples": {"16x64": {"correct": runs, "queries": [16] * len(runs[0])},
+                             "2x64": {"correct": [[2] * 4] * len(runs), "queries": [2] * 4}}}
+    return {"pairs": [1, 2, 16], "lengths": [64], "seeds": list(range(len(hard["mamba2"]))),
+            "arms": {name: arm(name) for name in ("transformer", "mamba2", "hybrid")}}
 
 
-def test_recall_claim_on_pooled_wilson_intervals(wilson_bounds):
-    # hybrid 480/900 = 0.533, Wilson low 0.501 by hand; Mamba-2 350/900 = 0.389: holds.
-    assert wilson_bounds(480, 900)[0] > 350 / 900
+def test_hard_example_recall_averages_each_example_over_seeds():
+    metrics = recall_metrics(hard={"transformer": [[16, 16], [16, 16]], "mamba2": [[4, 8], [12, 0]],
+                                   "hybrid": [[16, 8], [8, 16]]})
+    assert why_hybrid.hard_example_recall(metrics, "mamba2") == [(4 + 12) / 32, (8 + 0) / 32]
+    assert why_hybrid.hard_example_recall(metrics, "hybrid") == [0.75, 0.75]  # the 2-pair cell is not hard
+
+
+def test_recall_claim_holds_on_paired_gaps_above_zero():
     judgement = RECALL.judge(recall_metrics())
-    assert judgement.held is True
-    evidence = judgement.to_dict()["evidence"]
-    assert evidence["lookup_recall"]["hybrid"]["n"] == 900
-    assert evidence["lookup_recall"]["hybrid"]["low"] == pytest.approx(wilson_bounds(480, 900)[0], abs=1e-9)
-    assert evidence["transformer_at_smallest_cell"]["low"] == pytest.approx(wilson_bounds(95, 100)[0], abs=1e-9)
-    # swapped: the hybrid's whole interval (high 0.421 by hand) lies below Mamba-2's 0.533: fails.
-    assert wilson_bounds(350, 900)[1] < 480 / 900
-    swapped = recall_metrics(hybrid=((50, 100), (300, 800)), mamba2=((80, 100), (400, 800)))
-    assert RECALL.judge(swapped).held is False
+    assert judgement.held is True, judgement.reason
+    parts = judgement.to_dict()["evidence"]["parts"]
+    gap = parts["the hybrid recalls more than the pure Mamba-2 model"]["evidence"]["gap"]
+    # by hand: mean over the 8 examples of (hybrid - Mamba-2) / 16 = (104 - 33) / 128
+    assert gap["value"] == pytest.approx((104 - 33) / 128) and gap["low"] > 0
+    falls = parts["the pure Mamba-2 model falls behind the Transformer"]["evidence"]["gap"]
+    assert falls["value"] == pytest.approx((128 - 33) / 128)
 
 
-def test_recall_claim_undecided_when_the_interval_is_too_wide(wilson_bounds):
-    # hybrid 11/20 = 0.55, Wilson [0.342, 0.742] by hand, straddles Mamba-2's 10/20 = 0.50.
-    low, high = wilson_bounds(11, 20)
-    assert low < 0.5 < high
-    judgement = RECALL.judge(recall_metrics(hybrid=((6, 10), (5, 10)), mamba2=((5, 10), (5, 10))))
-    assert judgement.held is None and "not judged" not in judgement.reason
+def test_recall_claim_fails_when_the_hybrid_recalls_less():
+    hard = {"transformer": [[16] * 8] * 2, "mamba2": [[12, 14, 11, 13, 15, 12, 13, 14]] * 2,
+            "hybrid": [[4, 5, 3, 6, 4, 5, 2, 4]] * 2}
+    judgement = RECALL.judge(recall_metrics(hard=hard))
+    assert judgement.held is False and "hybrid recalls more" in judgement.reason
+
+
+def test_recall_claim_undecided_when_the_gap_straddles_zero():
+    # hybrid - Mamba-2 alternates +4 / -4 queries per example: mean 0, interval on both sides
+    hard = {"transformer": [[16] * 10] * 2, "mamba2": [[8] * 10] * 2, "hybrid": [[12, 4] * 5] * 2}
+    judgement = RECALL.judge(recall_metrics(hard=hard))
+    gap = judgement.to_dict()["evidence"]["parts"]["the hybrid recalls more than the pure Mamba-2 model"]
+    assert gap["held"] is None and judgement.held is None and "not judged" not in judgement.reason
 
 
 @pytest.mark.parametrize("transformer", [(744, 1000), (381, 512), (70, 100)])
 def test_recall_claim_not_judged_unless_lookup_was_learned(transformer, wilson_bounds):
-    # 0.744 of 1000: Wilson [0.716, 0.770] straddles 0.75; 381/512 (the run of record's 0.744):
-    # [0.705, 0.780]; 0.70 of 100: [0.604, 0.781]. None shows lookup, however well the hybrid does.
+    # 0.744 of 1000: Wilson [0.716, 0.770] straddles 0.75; 381/512: [0.705, 0.780]; 0.70 of 100:
+    # [0.604, 0.781]. None shows lookup, however well the hybrid does.
     assert wilson_bounds(*transformer)[0] < 0.75
     judgement = RECALL.judge(recall_metrics(transformer=transformer))
     assert judgement.held is None and judgement.reason.startswith("not judged")
@@ -307,9 +343,16 @@ def test_recall_claim_reads_in_memory_results_too():
     assert RECALL.judge(metrics).held is True
 
 
-def lm_metrics(hybrid, transformer) -> dict:
-    return {"arms": {"hybrid": {"sequence_losses": list(hybrid)},
-                     "transformer": {"sequence_losses": list(transformer)}}}
+def lm_metrics(hybrid, transformer, late=(0.001, 0.002)) -> dict:
+    return {"arms": {"hybrid": {"sequence_losses": list(hybrid), "flat": list(late)},
+                     "transformer": {"sequence_losses": list(transformer), "flat": list(late)}}}
+
+
+def test_late_improvement_is_the_relative_drop_over_the_last_quarter():
+    curve = [3.0, 2.5, 2.2, 2.1, 2.05, 2.0, 1.99, 1.98]  # 8 evaluations: the last 2 (a quarter)
+    assert why_hybrid.late_improvement(curve) == pytest.approx((1.99 - 1.98) / 1.99)
+    assert why_hybrid.late_improvement([2.0, 1.0, 0.9]) == pytest.approx((1.0 - 0.9) / 1.0)  # at least 2 points
+    assert math.isnan(why_hybrid.late_improvement([2.0]))
 
 
 def test_lm_claim_on_the_paired_excess():
@@ -321,6 +364,12 @@ def test_lm_claim_on_the_paired_excess():
     assert judgement.to_dict()["evidence"]["ratio"] == pytest.approx((15.78 / 8) / 2.0)
     above = lm_metrics([2.05, 2.10, 2.2, 2.06, 2.3, 2.07, 2.08, 2.09], transformer)  # every excess positive
     assert LM_CURVES.judge(above).held is False
+
+
+def test_lm_claim_not_judged_while_a_curve_still_falls():
+    below = lm_metrics([1.90, 2.00, 1.95, 1.98], [2.0] * 4, late=(0.001, 0.05))  # one seed fell 5% at the end
+    judgement = LM_CURVES.judge(below)
+    assert judgement.held is None and judgement.reason.startswith("not judged: curves still falling")
 
 
 def test_lm_claim_undecided_when_the_interval_straddles_the_margin():

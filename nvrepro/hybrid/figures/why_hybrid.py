@@ -4,6 +4,7 @@ notebook's experiment module; what a figure claims lives with the experiment, no
 from __future__ import annotations
 
 from nvrepro.core.tooling.figures import new_figure
+from nvrepro.core.tooling.intervals import wilson
 
 
 _ARM_STYLE = {"transformer": dict(color="C0", marker="o", label="Transformer (attention + FFN)"),
@@ -18,21 +19,39 @@ def _arm_style(arm: str, params: int | None = None) -> dict:
     return style
 
 
-def plot_recall_grid(result: dict):
+def _wilson_bounds(correct: int, queries: int) -> tuple[float, float]:
+    e = wilson(correct, queries)
+    return e.value - e.low, e.high - e.value
+
+
+def plot_recall_grid(result: dict, hard_pairs: int | None = None):
     """MQAR per-query accuracy against the number of key-value pairs; a panel per sequence length.
 
-    ``result`` is :func:`nvrepro.hybrid.why_hybrid.mqar_recall`'s. The dotted line is ``1/n``:
-    what a model scores that has learned to answer with *some* value seen in the context but
-    not which one (no lookup).
+    ``result`` is :func:`nvrepro.hybrid.why_hybrid.mqar_recall`'s: a line per arm through the
+    accuracy pooled over its training seeds (error bars: Wilson intervals over the pooled queries),
+    small dots for each seed. The dotted line is ``1/n``: what a model scores that has learned to
+    answer with *some* value seen in the context but not which one (no lookup). With
+    ``hard_pairs``, the cells the claim compares on are shaded.
     """
     lengths, pairs = result["lengths"], result["pairs"]
     fig, axes = new_figure(1, len(lengths), sharey=True, squeeze=False)
+    fig.set_size_inches(max(6.5, 3.6 * len(lengths)), 4.2)
     for ax, length in zip(axes[0], lengths):
         for arm, r in result["arms"].items():
-            pts = [(n, a) for n, a in zip(pairs, r["accuracy"][length]) if a is not None]
-            ax.plot([n for n, _ in pts], [a for _, a in pts], **_arm_style(arm, r["params"]))
-        ns = [n for n, a in zip(pairs, next(iter(result["arms"].values()))["accuracy"][length]) if a is not None]
+            key = length if length in r["accuracy"] else str(length)
+            rows = [(n, a, c, q, sa) for n, a, c, q, sa in zip(pairs, r["accuracy"][key], r["correct"][key],
+                                                                r["queries"][key], r["seed_accuracy"][key])
+                    if a is not None]
+            style = _arm_style(arm, r["params"])
+            err = list(zip(*[_wilson_bounds(c, q) for _, _, c, q, _ in rows]))
+            ax.errorbar([n for n, *_ in rows], [a for _, a, *_ in rows], yerr=err, capsize=2, **style)
+            for n, *_, seeds in rows:
+                ax.plot([n] * len(seeds), seeds, ".", color=style.get("color"), ms=3, alpha=0.5)
+        ns = [n for n, a in zip(pairs, next(iter(result["arms"].values()))["accuracy"][key]) if a is not None]
         ax.plot(ns, [1 / n for n in ns], ls=":", color="0.45", label="1/n: a random value from the context")
+        if hard_pairs is not None and any(n >= hard_pairs for n in ns):
+            ax.axvspan(hard_pairs / 2 ** 0.5, max(ns) * 2 ** 0.5, color="0.9", zorder=0,
+                       label=f"the claim's cells (>= {hard_pairs} pairs)")
         ax.set_xscale("log", base=2)
         ax.set_xticks(pairs, [str(n) for n in pairs])
         ax.minorticks_off()
@@ -40,15 +59,16 @@ def plot_recall_grid(result: dict):
     axes[0][0].set_ylabel("per-query recall accuracy")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
-    steps = {r["steps"] for r in result["arms"].values()}
+    steps = {s for r in result["arms"].values() for s in r["steps"]}
     fig.suptitle(f"Multi-query associative recall, equal-parameter models, {'/'.join(map(str, sorted(steps)))} "
-                 f"training steps each, {result['num_test']} held-out examples per cell, seed {result['seed']}",
-                 fontsize=10)
+                 f"training steps, seeds {result['seeds']}, {result['num_test']} held-out examples per cell "
+                 "(the same for every arm and seed)", fontsize=10)
     return fig
 
 
 def plot_lm_curves(result: dict, margin: float | None = None):
-    """Validation loss (nats per byte) against training steps, one line per arm.
+    """Validation loss (nats per byte) against training steps: per arm, a thin line per training
+    seed and a thick one through their mean.
 
     ``result`` is :func:`nvrepro.hybrid.why_hybrid.lm_curves`'s; with ``margin``, a band shows
     where the hybrid's final loss must land to be "within ``margin`` of the Transformer".
@@ -58,12 +78,15 @@ def plot_lm_curves(result: dict, margin: float | None = None):
     for arm, r in result["arms"].items():
         style = _arm_style(arm, r["params"])
         style["label"] += f": final {r['final_val_loss']:.3f}"
-        ax.plot(r["step"], r["val_loss"], **style)
+        for curve in r["curves"]:
+            ax.plot(r["step"][:len(curve)], curve, color=style.get("color"), lw=0.6, alpha=0.4)
+        mean = [sum(v) / len(v) for v in zip(*r["curves"])]
+        ax.plot(r["step"][:len(mean)], mean, **style)
     if margin is not None and "transformer" in result["arms"]:
         t = result["arms"]["transformer"]
         ax.axhspan(t["final_val_loss"], (1 + margin) * t["final_val_loss"], color="C0", alpha=0.12,
                    label=f"Transformer final loss + {100 * margin:g}% (the claim's margin)")
     ax.set(xlabel="training step", ylabel="validation loss (nats per byte)",
-           title=f"Byte-level LM on the World English Bible, seed {result['seed']}")
+           title=f"Byte-level LM on the World English Bible, seeds {result['seeds']}")
     ax.legend(fontsize=8)
     return fig
