@@ -60,9 +60,9 @@ def plot_recall_grid(result: dict, hard_pairs: int | None = None):
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
     steps = {s for r in result["arms"].values() for s in r["steps"]}
-    fig.suptitle(f"Multi-query associative recall, equal-parameter models, {'/'.join(map(str, sorted(steps)))} "
-                 f"training steps, seeds {result['seeds']}, {result['num_test']} held-out examples per cell "
-                 "(the same for every arm and seed)", fontsize=10)
+    fig.suptitle(f"Multi-query associative recall, each arm at its own depth and width within one parameter budget, "
+                 f"{'/'.join(map(str, sorted(steps)))} training steps, seeds {result['seeds']}, {result['num_test']} "
+                 "held-out examples per cell (the same for every arm and seed)", fontsize=10)
     return fig
 
 
