@@ -18,7 +18,8 @@ predicate together; the notebook passes them to ``save_figure``):
 * ``01_mamba2_ssd``: ``mamba2_ssd`` (the decay mask and chunk explorer too), ``mamba2_block`` (one
   forward pass of the Mamba-2 block, stage by stage); claim ``SSD_SCALING``;
 * ``02_why_hybrid``: ``why_hybrid`` (patterns and equal parameters: ``arms``, the MQAR grid:
-  ``mqar_mixture``); claims ``RECALL``, ``LM_CURVES``;
+  ``mqar_mixture``); claims ``RECALL``, ``LM_CURVES``; ``state_sweep`` (the recall arms with a
+  smaller Mamba-2 state), claim ``STATE_SWEEP``;
 * ``03_inference_cost``: ``inference`` (decode timing against context and batch, cache bytes:
   ``decode_cost``); claims ``DECODE_COST``, ``FULL_SCALE_DECODE_BYTES``;
 * ``04_fp8_training``: ``fp8_experiment``; claims ``FP8_LOSS_GAP``, ``FP8_UNDERFLOW``;

@@ -90,3 +90,57 @@ def plot_lm_curves(result: dict, margin: float | None = None):
            title=f"Byte-level LM on the World English Bible, seeds {result['seeds']}")
     ax.legend(fontsize=8)
     return fig
+
+
+def _pooled_over_lengths(run: dict, pairs: list[int]) -> list[float | None]:
+    """Per pair count: correct / queries summed over the lengths where the cell exists."""
+    out = []
+    for i, _ in enumerate(pairs):
+        c = sum(col[i] for col in run["correct"].values() if col[i] is not None)
+        q = sum(col[i] for col in run["queries"].values() if col[i] is not None)
+        out.append(c / q if q else None)
+    return out
+
+
+def plot_state_sweep(sweep: dict, transformer: list[float] | None = None):
+    """Recall against the Mamba-2 state size (:func:`nvrepro.hybrid.state_sweep.state_sweep`'s result).
+
+    Left: each training seed's recall on the cells with ``sweep["hard_pairs"]`` or more pairs (dots)
+    and their mean (line) against ``d_state``, for the pure Mamba-2 model and the hybrid; with
+    ``transformer`` (the recall Transformer's per-seed values on the same cells), its mean and range
+    as a band for reference. Right: recall against the number of pairs, pooled over lengths and
+    seeds, at the smallest (solid) and the largest (dashed) state size.
+    """
+    fig, (left, right) = new_figure(1, 2)
+    fig.set_size_inches(11, 4.3)
+    states = sorted({d for r in sweep["arms"].values() for d in r["d_state"]})
+    for arm, r in sweep["arms"].items():
+        style = _arm_style(arm)
+        means = [sum(run["hard_recall"]) / len(run["hard_recall"]) for run in r["runs"]]
+        left.plot(r["d_state"], means, **style)
+        for d, run in zip(r["d_state"], r["runs"]):
+            left.plot([d] * len(run["hard_recall"]), run["hard_recall"], ".", color=style["color"], ms=6, alpha=0.6)
+        for d, run, ls in ((min(r["d_state"]), r["runs"][0], "-"), (max(r["d_state"]), r["runs"][-1], "--")):
+            right.plot(sweep["pairs"], _pooled_over_lengths(run, sweep["pairs"]), ls=ls, color=style["color"],
+                       marker=style["marker"], label=f"{style['label']}, d_state {d}")
+    if transformer:
+        mean = sum(transformer) / len(transformer)
+        left.axhspan(min(transformer), max(transformer), color="C0", alpha=0.1)
+        left.axhline(mean, color="C0", lw=1, label="recall Transformer (no state; mean and seed range)")
+    left.set_xscale("log", base=2)
+    left.set_xticks(states, [str(d) for d in states])
+    left.minorticks_off()
+    left.set(xlabel="Mamba-2 state size d_state (per head: d_state x head_dim)", ylim=(-0.02, 1.02),
+             ylabel=f"recall on the cells with >= {sweep['hard_pairs']} pairs",
+             title="each dot one training seed, line through the mean")
+    left.legend(fontsize=8)
+    right.plot(sweep["pairs"], [1 / n for n in sweep["pairs"]], ls=":", color="0.45", label="1/n")
+    right.set_xscale("log", base=2)
+    right.set_xticks(sweep["pairs"], [str(n) for n in sweep["pairs"]])
+    right.minorticks_off()
+    right.set(xlabel="key-value pairs in context", ylabel="per-query recall (pooled over lengths and seeds)",
+              ylim=(-0.02, 1.02), title="recall against pairs at the smallest and largest state")
+    right.legend(fontsize=7)
+    fig.suptitle(f"Where the fixed state runs out: the recall arms with a smaller Mamba-2 state, seeds {sweep['seeds']}, "
+                 f"{sweep['num_test']} held-out examples per cell", fontsize=10)
+    return fig
