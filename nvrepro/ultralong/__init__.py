@@ -44,7 +44,9 @@ intervals over blocks and probes) are :mod:`nvrepro.ultralong.judging`; what the
 (summary tables, each claim's verdict part by part) is :mod:`nvrepro.core.tooling.report`. The plots of all three
 stay in one module, :mod:`nvrepro.ultralong.figures`, in one section per notebook: they share the
 house styles per method and the accuracy-vs-length axes, and keeping them apart from the experiment
-modules keeps those short. Exercise checkers: :mod:`nvrepro.ultralong.exercises`.
+modules keeps those short. Exercise checkers: :mod:`nvrepro.ultralong.exercises`; the
+needle-in-a-haystack explorer of notebook 02 (method x length, with intervals):
+:mod:`nvrepro.ultralong.explorer`.
 
 Notebooks: ``notebooks/ultralong/01_rope_scaling.ipynb``, ``02_context_extension.ipynb``,
 ``03_ablations.ipynb``.

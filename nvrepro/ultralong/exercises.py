@@ -3,7 +3,9 @@
 Each checker runs the real code in :mod:`nvrepro.core.lm.layers.rope_scaling`, says whether the
 student's answer holds and why, and returns a :class:`~nvrepro.core.tooling.verdicts.Check`. The
 model shape of the questions (head_dim, theta, original context, alpha, beta) is read from the
-UltraLong-8B-1M config, so the questions follow the config if it changes.
+configs (UltraLong-8B-1M for notebook 01, the toy YaRN arm for 02 and 03), so the questions follow
+the configs if they change. No exercise asks for a tracked file to be edited: a setting to try is
+an argument (:func:`extension_arm` trains one arm with it, from the cached base).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import Callable
 import torch
 
 from nvrepro.core.lm.config import model_config_from_yaml
-from nvrepro.core.lm.layers.rope_scaling import rotations, scaled_rope, yarn_ramp
+from nvrepro.core.lm.layers.rope_scaling import YARN_DEFAULT_BETA, rotations, scaled_rope, yarn_ramp
+from nvrepro.core.tooling.claims import at_least, better
+from nvrepro.core.tooling.intervals import paired_gain
+from nvrepro.core.tooling.validation import ConfigError
 from nvrepro.core.tooling.verdicts import Check, as_number, call_student, check_number, report
 from nvrepro.ultralong.rope_scaling import ultralong_attention
 
@@ -150,6 +155,77 @@ def check_mean_at_length(student_fn: Callable[[dict, int], float], result: dict,
                         "the 'accuracy at length' that long-context papers quote."), verbose)
 
 
+def yarn_kept_pairs(beta: float, method_yaml=None) -> dict:
+    """YaRN's ramp for the toy YaRN arm's shape at ``beta`` (head_dim, theta, original context
+    ``L``, ``alpha`` and ``s`` from ``toy_extend_yarn.yaml``, or ``method_yaml``): ``{"kept": pairs
+    with ramp 1 (frequency unchanged), "squeezed": ramp 0 (divided by s), "blended": the rest,
+    "squeeze": sum over pairs of ln(w_i / w'_i) (total interpolation, nats), "attention": the
+    config's AttentionConfig}``. Raises :class:`ConfigError` naming ``beta`` unless
+    ``alpha < beta``."""
+    from nvrepro.ultralong.extension import arm_yaml
+
+    a = model_config_from_yaml(method_yaml or arm_yaml("yarn")).attention
+    if not (isinstance(beta, (int, float)) and not isinstance(beta, bool) and math.isfinite(beta)
+            and beta > a.rope_alpha):
+        raise ConfigError(f"beta: must be a number above the config's alpha = {a.rope_alpha:g}, got {beta!r}")
+    keep = yarn_ramp(a.head_dim, a.rope_theta, a.rope_original_max_len, a.rope_alpha, float(beta))
+    base, _ = scaled_rope(a.head_dim, a.rope_theta)
+    inv, _ = scaled_rope(a.head_dim, a.rope_theta, "yarn", a.rope_factor, a.rope_original_max_len,
+                         alpha=a.rope_alpha, beta=float(beta))
+    kept, squeezed = int((keep == 1).sum()), int((keep == 0).sum())
+    return {"kept": kept, "squeezed": squeezed, "blended": a.head_dim // 2 - kept - squeezed,
+            "squeeze": float((base / inv).log().sum()), "attention": a}
+
+
+def check_yarn_beta(kept: int | None, interpolates: str | None, beta: float = YARN_DEFAULT_BETA, *,
+                    verbose: bool = True) -> Check:
+    """Exercise 02(c): with YaRN's ``beta`` set to ``beta`` (default: YaRN's own 32) instead of the
+    toy arm's config value, how many of the ``head_dim/2`` pairs does YaRN keep unchanged
+    (``kept``), and does it interpolate ``"more"`` or ``"less"`` (``interpolates``; ``"same"``
+    when ``beta`` is the config's) in total than at the config's beta? Truth from
+    :func:`~nvrepro.core.lm.layers.rope_scaling.yarn_ramp` / ``scaled_rope`` at the arm's shape."""
+    try:
+        new = yarn_kept_pairs(beta)
+    except ConfigError as exc:
+        return report(Check(False, str(exc)), verbose)
+    a = new["attention"]
+    old = yarn_kept_pairs(a.rope_beta)
+    base, _ = scaled_rope(a.head_dim, a.rope_theta)
+    r = rotations(base, a.rope_original_max_len)
+    if math.isclose(new["squeeze"], old["squeeze"], rel_tol=1e-12, abs_tol=1e-12):
+        direction = "same"
+    else:
+        direction = "more" if new["squeeze"] > old["squeeze"] else "less"
+    why = (f"with L = {a.rope_original_max_len:,} and head_dim {a.head_dim}, pair i turns r_i = L w_i / 2pi "
+           f"times within L (pair 0: {r[0].item():.1f}); YaRN keeps the pairs up to the floor of the index "
+           f"where r_i = beta. At beta = {beta:g} that is {new['kept']} of {a.head_dim // 2} pairs "
+           f"({int((r > beta).sum())} turn more than beta times), {new['blended']} blended, {new['squeezed']} "
+           f"divided by s = {a.rope_factor:g}; at the config's beta = {a.rope_beta:g}: {old['kept']} kept, "
+           f"{old['blended']} blended, {old['squeezed']} divided. The total squeeze sum_i ln(w_i / w'_i) goes "
+           f"from {old['squeeze']:.3f} to {new['squeeze']:.3f} nats ({direction}). A larger beta keeps fewer fast "
+           "pairs, so YaRN moves toward PI (every pair squeezed: neighbouring tokens blur); a smaller one keeps "
+           "more, toward no scaling below L.")
+    if kept is None or interpolates is None:
+        return report(Check(None, "set `kept` to a whole number of pairs and `interpolates` to 'more', 'less' "
+                                  "or 'same'."), verbose)
+    if not isinstance(kept, int) or isinstance(kept, bool):
+        return report(Check(False, f"kept: expected a whole number of pairs, got {kept!r}."), verbose)
+    if interpolates not in ("more", "less", "same"):
+        return report(Check(False, f"interpolates: expected 'more', 'less' or 'same', got {interpolates!r}."),
+                      verbose)
+    wrong = []
+    if kept != new["kept"]:
+        hint = ""
+        if kept == old["kept"]:
+            hint = " (that is the count at the config's beta)"
+        elif kept == new["squeezed"]:
+            hint = " (that is how many are divided by s, the slow end)"
+        wrong.append(f"you said {kept} pairs kept{hint}")
+    if interpolates != direction:
+        wrong.append(f"you said it interpolates {interpolates!r}")
+    return report(Check(not wrong, why if not wrong else "; ".join(wrong) + f": {why}"), verbose)
+
+
 # === notebook 03: ablations =====================================================================
 
 def check_two_step_tokens(ratio: float | None, *, verbose: bool = True) -> Check:
@@ -190,3 +266,88 @@ def check_sft_keeps_long(prediction: bool | None, result: dict, tolerance: float
            "the few SFT steps move the retrieval heads (UltraLong Sec. 4 reports it survives).")
     return report(Check(bool(prediction) == kept, why if bool(prediction) == kept else f"you predicted {prediction}: {why}"),
                   verbose)
+
+
+def check_cross_doc_mask(prediction: bool | None, result: dict, masked: dict | None, *,
+                         verbose: bool = True) -> Check:
+    """Exercise 03(c): predict whether training the YaRN arm *with* the cross-document mask lowers
+    its passkey accuracy at ``s L`` (``True``) or not (``False``), against the recipe (notebook 03's
+    separator arm in ``result``). ``masked`` is the masked arm's evaluation
+    (:func:`extension_arm` with ``cross_doc_mask=True``).
+
+    Decided like notebook 03's claim (every depth's probes at ``s L`` pooled, Wilson): lowers when
+    the recipe's interval lies wholly above the masked arm's (``better``), does not when the masked
+    arm's interval lies at or above the recipe's estimate (``at_least``), undecided otherwise and
+    when neither arm answers any probe at ``s L`` (``0 >= 0`` tests nothing). The late-position
+    loss (paired bootstrap over the same long blocks) is reported beside it."""
+    from nvrepro.ultralong.extension import at_extended_length
+    from nvrepro.ultralong.judging import probes_at_sL
+
+    if prediction is None:
+        return report(Check(None, "set `prediction` to True (the mask lowers passkey accuracy at sL) or False."),
+                      verbose)
+    if not isinstance(prediction, bool):
+        return report(Check(False, f"prediction: expected True or False, got {prediction!r}."), verbose)
+    if masked is None:
+        return report(Check(None, "train the masked arm first: masked = exercises.extension_arm(profile, seed, "
+                                  "cross_doc_mask=True)."), verbose)
+    recipe, mask = at_extended_length(result["arms"]["separator"]), at_extended_length(masked)
+    r_est, m_est = probes_at_sL(recipe, "niah"), probes_at_sL(mask, "niah")
+    loss = paired_gain(recipe["late_loss_per_block"], mask["late_loss_per_block"])
+    loss_text = ("late-position loss, masked minus recipe (paired over blocks): "
+                 + ("n/a (fewer than 2 blocks)" if loss is None else f"{loss.value:+.3f} [{loss.low:+.3f}, {loss.high:+.3f}]"))
+    numbers = (f"passkey at sL: recipe {recipe['niah_correct_at_sL']}/{recipe['niah_probes_at_sL']} "
+               f"[{r_est.low:.2f}, {r_est.high:.2f}], masked {mask['niah_correct_at_sL']}/{mask['niah_probes_at_sL']} "
+               f"[{m_est.low:.2f}, {m_est.high:.2f}] (Wilson); {loss_text}.")
+    mechanism = ("With the mask a token attends only within its own document, so the continued pretraining "
+                 "never practises attending across the unrelated text packed around it -- the long-range, "
+                 "across-a-haystack reading a passkey at sL needs. UltraLong trains without it.")
+    if recipe["niah_correct_at_sL"] + mask["niah_correct_at_sL"] == 0:
+        return report(Check(None, f"this run cannot decide it: neither arm retrieves any passkey at sL. {numbers} "
+                                  f"{mechanism}"), verbose)
+    if better(r_est, m_est):
+        lowers = True
+    elif at_least(m_est, r_est):
+        lowers = False
+    else:
+        return report(Check(None, f"this run cannot decide it (the intervals overlap without the masked arm "
+                                  f"reaching the recipe's estimate). {numbers} {mechanism}"), verbose)
+    said = "" if prediction == lowers else f"you predicted {prediction}; "
+    verdict = "lowers" if lowers else "does not lower"
+    return report(Check(prediction == lowers, f"{said}the mask {verdict} passkey accuracy at sL here. {numbers} "
+                                              f"{mechanism}"), verbose)
+
+
+# === a setting to try, passed as an argument (no tracked file edited) ==========================
+
+def extension_arm(profile: str = "smoke", seed: int = 0, *, method: str = "yarn", rope_beta: float | None = None,
+                  cross_doc_mask: bool | None = None, cache: bool | None = None, progress: bool = False) -> dict:
+    """One extension arm of notebook 02, trained like ``run``'s arm of ``method`` (same base, seed,
+    steps and data) but with ``rope_beta`` (YaRN's ``beta``) and/or ``cross_doc_mask`` overridden
+    instead of the values in ``toy_extend_<method>.yaml``; returns its
+    :func:`~nvrepro.ultralong.extension.evaluate` dict (needle grid, RULER-style scores, losses).
+
+    The base comes from the weight cache in the paper profile (:func:`~nvrepro.ultralong.extension.pretrain_base`),
+    and the arm is cached under its own key (the overrides are part of it). Minutes in the paper
+    profile, seconds in smoke."""
+    from nvrepro.core.tooling.weight_cache import use_cache
+    from nvrepro.ultralong.extension import arm_yaml, data_overrides, evaluate, plan, pretrain_base, short_docs, train
+
+    p = plan(profile)
+    cache = use_cache(profile, cache)
+    yaml = arm_yaml(method)
+    model_overrides = None
+    if rope_beta is not None:
+        if model_config_from_yaml(yaml).attention.rope_scaling != "yarn":
+            raise ConfigError(f"rope_beta: only the yarn arm has a beta, not method {method!r}")
+        yarn_kept_pairs(rope_beta, yaml)  # validates beta against the arm's alpha
+        model_overrides = {"attention": {"rope_beta": float(rope_beta)}}
+    data = data_overrides(p)
+    if cross_doc_mask is not None:
+        if not isinstance(cross_doc_mask, bool):
+            raise ConfigError(f"cross_doc_mask: expected True or False, got {cross_doc_mask!r}")
+        data = data | {"cross_doc_mask": cross_doc_mask}
+    base_key, base = pretrain_base(profile, seed, cache, progress)
+    _, model = train(yaml, seed=seed, steps=p["extend_steps"], init=(base_key, base.state_dict()),
+                     model_overrides=model_overrides, data_overrides=data, cache=cache, progress=progress)
+    return evaluate(model, profile, seed, short_docs(seed, p["max_documents"]))

@@ -174,3 +174,36 @@ def plot_loss_by_position(result: dict):
            title=f"Loss vs position, {result['lengths'][-1]:,}-token blocks")
     ax.legend(fontsize=6, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below: lines cross
     return fig
+
+
+def plot_niah_cell(view: dict):
+    """One column of a needle heatmap with its intervals (:func:`nvrepro.ultralong.explorer.cell_view`):
+    passkey accuracy per needle depth with Wilson intervals and the pooled accuracy as a band (left),
+    and the RULER-style accuracy per task at the same length with Wilson intervals (right)."""
+    fig, (ax, ax_r) = new_figure(1, 2)
+    color = _STYLE.get(view["method"], {}).get("color", "C0")
+    depths = view["depths"]
+    acc = [e.value for e in view["passkey"]]
+    err = [[e.value - e.low for e in view["passkey"]], [e.high - e.value for e in view["passkey"]]]
+    ax.errorbar(depths, acc, yerr=err, marker="o", ls="none", capsize=4, color=color, label="per depth")
+    pooled = view["passkey_pooled"]
+    ax.axhspan(pooled.low, pooled.high, color=color, alpha=0.15, label="all depths pooled")
+    ax.axhline(pooled.value, color=color, lw=1, ls="--")
+    ax.set_xticks(depths, [f"{d:.0%}" for d in depths])
+    n = view["passkey"][0].n if view["passkey"] else 0
+    ax.set(xlabel="needle depth", ylabel="passkey accuracy", ylim=(-0.05, 1.05),
+           title=f"passkey, {n} probes per depth")
+    ax.legend(fontsize=7)
+    tasks = list(view["ruler"])
+    est = [view["ruler"][t] for t in tasks]
+    x = list(range(len(tasks)))
+    ax_r.bar(x, [e.value for e in est], 0.6, color=color, alpha=0.6)
+    ax_r.errorbar(x, [e.value for e in est], yerr=[[e.value - e.low for e in est], [e.high - e.value for e in est]],
+                  ls="none", capsize=4, color="k")
+    ax_r.set_xticks(x, [t.replace("_", " ") for t in tasks])
+    r = view["ruler_pooled"]
+    ax_r.set(ylabel="exact-match accuracy", ylim=(-0.05, 1.05),
+             title=f"RULER-style, pooled {r.value:.2f} [{r.low:.2f}, {r.high:.2f}]")
+    fig.suptitle(f"{view['label']} at {view['length']:,} tokens ({view['factor']:g} x the pretraining "
+                 "context), Wilson 95% intervals", fontsize=10)
+    return fig
