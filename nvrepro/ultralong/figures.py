@@ -207,3 +207,50 @@ def plot_niah_cell(view: dict):
     fig.suptitle(f"{view['label']} at {view['length']:,} tokens ({view['factor']:g} x the pretraining "
                  "context), Wilson 95% intervals", fontsize=10)
     return fig
+
+
+# --- notebook 02: the toy base -------------------------------------------------------------------
+
+def plot_base(result: dict):
+    """The toy base of :mod:`nvrepro.ultralong.base` (``result`` from its ``run``), three panels:
+    training losses per source vs step (one line per seed), held-out text loss in nats per byte
+    beside the unigram and uniform baselines, and retrieval accuracy at ``L`` per task (probes
+    pooled over seeds, Wilson intervals) against the claim's bars."""
+    from nvrepro.ultralong.base import PASSKEY_BAR, RULER_BAR, pooled_probes
+
+    fig, (ax_c, ax_t, ax_r) = new_figure(1, 3)
+    for k, curve in enumerate(result["curves"]):
+        steps = [row["step"] for row in curve]
+        for key, color, label in (("text_loss", "C0", "plain text"), ("retrieval_loss", "C3", "retrieval answers")):
+            ax_c.plot(steps, [row[key] for row in curve], color=color, lw=1.2, alpha=0.85,
+                      label=label if k == 0 else None)
+    ax_c.set(xlabel="optimizer step", ylabel="train loss (nats/token)", yscale="log",
+             title=f"training, {len(result['curves'])} seed(s)")
+    ax_c.legend(fontsize=7)
+
+    reports = result["reports"]
+    names = ["model", "unigram", "uniform"]
+    bpt = [r["bytes_per_token"] for r in reports]
+    values = [[r["text"]["nats_per_byte"] for r in reports], [r["unigram"]["nats_per_byte"] for r in reports],
+              [r["unigram"]["uniform_nats_per_token"] / b for r, b in zip(reports, bpt)]]
+    for i, vals in enumerate(values):
+        ax_t.bar(i, sum(vals) / len(vals), 0.6, color=("C0", "C7", "0.8")[i])
+        ax_t.scatter([i] * len(vals), vals, color="k", s=10, zorder=3)
+    ax_t.set_xticks(range(3), names)
+    ax_t.set(ylabel="held-out loss (nats/byte)", title=f"text at L = {reports[0]['L']} tokens (dots: seeds)")
+
+    tasks = list(reports[0]["retrieval"])
+    for i, task in enumerate(tasks):
+        est = pooled_probes(result, task)
+        if est is None:
+            ax_r.text(i, 0.05, "does not fit", rotation=90, ha="center", fontsize=7)
+            continue
+        ax_r.bar(i, est.value, 0.6, color="C2" if task == "passkey" else "C1")
+        ax_r.errorbar(i, est.value, [[est.value - est.low], [est.high - est.value]], color="k", capsize=3)
+    ax_r.axhline(PASSKEY_BAR, color="C2", ls=":", lw=1, label=f"passkey bar {PASSKEY_BAR:g}")
+    ax_r.axhline(RULER_BAR, color="C1", ls=":", lw=1, label=f"RULER-style bar {RULER_BAR:g}")
+    ax_r.set_xticks(range(len(tasks)), [t.replace("_", "\n") for t in tasks], fontsize=7)
+    ax_r.set(ylim=(0, 1.05), ylabel="exact-match accuracy", title="retrieval at L (95% Wilson)")
+    ax_r.legend(fontsize=7)
+    fig.suptitle("The toy base: a language model and a retriever", fontsize=10)
+    return fig

@@ -105,6 +105,23 @@ def _haystack(filler: list[int], budget: int, needles: list[list[int]], depths: 
     return out + base[prev:], starts
 
 
+def _question_and_answer(tok, question: str, answer: str) -> tuple[list[int], list[int]]:
+    """``question + answer`` encoded as one text, split where the answer starts: the question's
+    ids are the longest prefix that decodes to a prefix of ``question``.
+
+    A subword tokenizer merges a space with the word after it (``" ZIEQR"``), so encoding the
+    answer alone would spell its first word in ids that the prompt never uses; encoded together,
+    the answer's first id may start with the question's trailing space, exactly as the words appear
+    earlier in the prompt. For the byte tokenizer the split is the plain concatenation."""
+    ids = tok.encode(question + answer)
+    k = 0
+    while k < len(ids) and question.startswith(tok.decode(ids[:k + 1])):
+        k += 1
+    if k == len(ids):
+        raise ConfigError(f"answer: {answer!r} adds no token after the question with this tokenizer")
+    return ids[:k], ids[k:]
+
+
 def _budget(length: int, fixed: int, task: str) -> int:
     if length - fixed < 0:
         raise ConfigError(f"length: {length} tokens is too short for a {task} example with this "
@@ -122,7 +139,7 @@ def passkey(length: int, depth: float, seed=0, tokenizer=None, num_digits: int =
     tok = _default_tokenizer(tokenizer)
     key = _digits(np.random.default_rng(seed), num_digits)
     intro, needle = tok.encode(PASSKEY_INTRO), tok.encode(PASSKEY_NEEDLE.format(key=key))
-    question, answer = tok.encode(PASSKEY_QUESTION), tok.encode(key)
+    question, answer = _question_and_answer(tok, PASSKEY_QUESTION, key)
     budget = _budget(length, len(intro) + len(needle) + len(question) + len(answer), "passkey")
     hay, (start,) = _haystack(tok.encode(PASSKEY_FILLER), budget, [needle], [float(depth)])
     return TaskExample("passkey", intro + hay + question, answer, key,
@@ -149,8 +166,7 @@ def multikey(length: int, seed=0, tokenizer=None, num_keys: int = 4, depth: floa
         q = int(np.flatnonzero(order == q)[0])
     needles = [tok.encode(MULTIKEY_NEEDLE.format(key=k, marker=m, value=v)) for k, m, v in zip(keys, marks, values)]
     intro = tok.encode(MULTIKEY_INTRO)
-    question = tok.encode(MULTIKEY_QUESTION.format(key=keys[q], marker=marks[q]))
-    answer = tok.encode(values[q])
+    question, answer = _question_and_answer(tok, MULTIKEY_QUESTION.format(key=keys[q], marker=marks[q]), values[q])
     fixed = len(intro) + sum(map(len, needles)) + len(question) + len(answer)
     hay, _ = _haystack(tok.encode(PASSKEY_FILLER), _budget(length, fixed, "multikey"), needles, depths)
     return TaskExample("multikey", intro + hay + question, answer, values[q],
@@ -190,9 +206,9 @@ def variable_tracking(length: int, seed=0, tokenizer=None, num_hops: int = 3,
     order = sorted(statements, key=lambda s: (s[0], rng.random()))
     depths = sorted(rng.uniform(0, 1, size=len(order)).tolist())
     needles = [tok.encode(text) for _, _, text in order]
-    intro, question = tok.encode(VT_INTRO), tok.encode(VT_QUESTION.format(value=values[0]))
     answer_text = " ".join(chains[0])
-    answer = tok.encode(answer_text)
+    intro = tok.encode(VT_INTRO)
+    question, answer = _question_and_answer(tok, VT_QUESTION.format(value=values[0]), answer_text)
     fixed = len(intro) + sum(map(len, needles)) + len(question) + len(answer)
     hay, _ = _haystack(tok.encode(PASSKEY_FILLER), _budget(length, fixed, "variable_tracking"), needles, depths)
     return TaskExample("variable_tracking", intro + hay + question, answer, answer_text,
@@ -213,7 +229,7 @@ def common_words(length: int, seed=0, tokenizer=None, num_common: int = 3, freq_
                           f"got {num_common}, {freq_common}, {freq_uncommon}")
     tok = _default_tokenizer(tokenizer)
     rng = np.random.default_rng(seed)
-    intro, question = tok.encode(CWE_INTRO), tok.encode(CWE_QUESTION.format(k=num_common))
+    intro = tok.encode(CWE_INTRO)
     pool: list[str] = []
     while len(pool) < num_common:
         w = _made_up_word(rng)
@@ -221,10 +237,11 @@ def common_words(length: int, seed=0, tokenizer=None, num_common: int = 3, freq_
             pool.append(w)
     common = {w: freq_common + num_common - 1 - j for j, w in enumerate(pool)}  # distinct counts
     answer_text = " ".join(pool)
-    answer = tok.encode(answer_text)
+    question, answer = _question_and_answer(tok, CWE_QUESTION.format(k=num_common), answer_text)
     budget = _budget(length, len(intro) + len(question) + len(answer), "common_words")
     occurrences = [w for w, n in common.items() for _ in range(n)]
-    used = sum(len(tok.encode(w + " ")) for w in occurrences)
+    # A word costs what it takes inside the list, space in front (a subword tokenizer merges them).
+    used = sum(len(tok.encode(" " + w)) for w in occurrences)
     if used > budget:
         raise ConfigError(f"length: {length} tokens cannot hold {len(occurrences)} occurrences of the "
                           f"common words; raise length or lower freq_common/num_common")
@@ -234,13 +251,18 @@ def common_words(length: int, seed=0, tokenizer=None, num_common: int = 3, freq_
         if w in seen:
             continue
         seen.add(w)
-        cost = freq_uncommon * len(tok.encode(w + " "))
+        cost = freq_uncommon * len(tok.encode(" " + w))
         if used + cost > budget:
             break
         occurrences += [w] * freq_uncommon
         used += cost
     words = [occurrences[i] for i in rng.permutation(len(occurrences))]
-    body = [t for w in words for t in tok.encode(w + " ")]
+    # One text, so the words after the first are spelled as in the answer (" bako").
+    body = tok.encode(" ".join(words) + " ")
+    while len(body) > budget:  # a subword tokenizer may spell the first word longer than priced
+        drop = max(i for i, w in enumerate(words) if w not in common)
+        words.pop(drop)
+        body = tok.encode(" ".join(words) + " ")
     pad = np.resize(np.asarray(tok.encode(" "), dtype=np.int64), budget - len(body)).tolist()
     return TaskExample("common_words", intro + body + pad + question, answer, answer_text,
                        {"counts": common, "num_words": len(words)})

@@ -144,3 +144,35 @@ def test_marker_bytes_occur_nowhere_but_before_the_values():
         marker = text[-1]
         assert marker in MARKERS and text.index(marker) + 1 == text.index(e.answer)  # marker, then value
         assert sum(text.count(m) for m in MARKERS) == 6 + 1  # one per needle, one in the question
+
+
+# --- a subword tokenizer: answers spelled as the prompt spells the same words -------------------
+
+@pytest.fixture(scope="module")
+def bpe():
+    from nvrepro.core.data.corpus import load_corpus
+    from nvrepro.core.data.tokenizers import train_bpe_tokenizer
+
+    return train_bpe_tokenizer(load_corpus("web_bible", max_documents=120), 600)
+
+
+def _contains(ids: list[int], part: list[int]) -> bool:
+    return any(ids[i:i + len(part)] == part for i in range(len(ids) - len(part) + 1))
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_bpe_answers_use_the_prompts_spelling(task, bpe):
+    for e in make_examples(task, 400, 4, seed=2, tokenizer=bpe):
+        assert e.length == 400
+        assert READERS[task](bpe.decode(e.prompt_ids)) == e.answer  # the text is intact
+        assert bpe.decode(e.prompt_ids + e.answer_ids).endswith(e.answer)
+        if task in ("variable_tracking", "common_words"):
+            # Each answer word with its space in front, encoded on its own, is how the words
+            # read inside the prompt; the text ends with those spellings in a row, and only a
+            # lone space token in front of the first word may sit in the prompt.
+            words = [bpe.encode(" " + w) for w in e.answer.split()]
+            spelled = [t for w in words for t in w]
+            assert (e.prompt_ids + e.answer_ids)[-len(spelled):] == spelled
+            assert len(e.answer_ids) == len(spelled) or (len(e.answer_ids) == len(spelled) - 1
+                                                         and bpe.decode(spelled[:1]) == " ")
+            assert all(_contains(e.prompt_ids, w) for w in words)
