@@ -209,7 +209,11 @@ def pooled_probes(result: dict, task: str):
 
 
 def judge_base(result: dict) -> Judgement:
-    """Three parts, probes pooled over the training seeds, text blocks averaged over them:
+    """Three parts, probes pooled over the training seeds, text blocks averaged over them by index.
+
+    The seed also draws the document split, so block ``i`` of two seeds is different text; the
+    average of the per-seed paired differences is still a paired statistic (both models are scored
+    on each seed's own blocks), resampled over the block index.
 
     * ``models text``: ``TEXT_FACTOR * unigram - model`` nats per byte, paired over the held-out
       blocks (:func:`~nvrepro.core.tooling.intervals.paired_gain`): interval above 0 (held), below
