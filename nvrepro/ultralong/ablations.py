@@ -13,7 +13,10 @@ All arms start from the base of :func:`nvrepro.ultralong.extension.pretrain_base
 
 * **separator**: the recipe (documents joined by ``<eos>``, no cross-document mask);
 * **no separator**: the same documents concatenated with nothing between them
-  (``data.separator = "none"``; the probes are joined the same way);
+  (``data.separator = "none"``; evaluated on the same probes and blocks as every arm);
+* **no upsampling**: the text rows packed from the chapters as they are, instead of length-upsampled
+  (``data.upsample = false``; the retrieval documents are unchanged,
+  :class:`~nvrepro.ultralong.extension_recipe.ExtensionDataModule`);
 * **two-step**: first ``s/2`` at ``s L / 2`` tokens for half the steps, then ``s`` at ``s L`` for
   the other half (the paper compares one step straight to the target with going through an
   intermediate length). Same number of optimizer steps; the first half sees shorter rows;
@@ -34,7 +37,7 @@ from nvrepro.core.training.yaml_fit import init_args_from_yaml, read_cli_yaml
 from nvrepro.ultralong.data import InstructionRows
 from nvrepro.ultralong.evaluate import greedy_predictor, score
 from nvrepro.ultralong.extension import (CONFIGS, PROFILES, arm_yaml, at_extended_length, data_overrides, evaluate,
-                                         plan, pretrain_base, short_docs, short_len, train)
+                                         plan, pretrain_base, short_docs, short_len, tokenizer, train)
 from nvrepro.ultralong.figures import ABLATION_LABELS
 from nvrepro.core.tooling.claims import all_parts
 from nvrepro.core.tooling.intervals import paired_gain
@@ -46,16 +49,17 @@ __all__ = ["ABLATIONS", "ARMS", "INSTRUCT_YAML", "PROFILES", "SFT_LATE_LOSS_TOLE
            "run", "summary", "summary_text"]
 
 INSTRUCT_YAML = CONFIGS / "toy_instruct_yarn.yaml"
-ARMS = ("separator", "no_separator", "two_step", "instruct")
+ARMS = ("separator", "no_separator", "no_upsampling", "two_step", "instruct")
 # "Short-only SFT keeps long-context retrieval": passkey accuracy at s L may drop by at most this much,
 SFT_NEEDLE_TOLERANCE = 0.1
 # and the loss late in the s L blocks may grow by at most this fraction.
 SFT_LATE_LOSS_TOLERANCE = 0.05
 
 
-def instruction_examples(docs: list[list[int]], num: int, seed: int = 0) -> list[TaskExample]:
-    """``num`` held-out toy instruction probes (prompt, then the span to repeat as the answer)."""
-    rows = InstructionRows(docs, num, short_len(), seed=seed)
+def instruction_examples(docs: list[list[int]], num: int, seed: int = 0, tok=None) -> list[TaskExample]:
+    """``num`` held-out toy instruction probes (prompt, then the span to repeat as the answer), in the
+    tokenizer ``tok`` of ``docs``."""
+    rows = InstructionRows(docs, num, short_len(), seed=seed, tokenizer=tok)
     out = []
     for i in range(num):
         prompt, response = rows.example(i)
@@ -71,8 +75,14 @@ def response_scores(model, examples: list[TaskExample]) -> list[SupervisedScores
     return [supervised_scores(model, teacher_forced_batches([e.prompt_ids], [e.answer_ids])) for e in examples]
 
 
+def _stage(yaml, steps: int, seq_len: int) -> list[dict]:
+    """The arm's one curriculum stage (``yaml``'s) with ``steps`` steps at ``seq_len`` tokens."""
+    (stage,) = read_cli_yaml(yaml)["data"]["init_args"]["curriculum"]
+    return [stage | {"steps": steps, "seq_len": seq_len}]
+
+
 def run(profile: str = "smoke", seed: int = 0, cache: bool | None = None, progress: bool = True) -> dict:
-    """Train and evaluate the four arms (module docstring).
+    """Train and evaluate the five arms (module docstring).
 
     Returns ``{"arms": {arm: evaluate(...) + {"instruction_acc", "instruction_loss" (per answer
     token, pooled), "instruction_nll" and "instruction_tokens" (per probe)}}, "factor", "short_len",
@@ -87,33 +97,39 @@ def run(profile: str = "smoke", seed: int = 0, cache: bool | None = None, progre
     base_key, base = pretrain_base(profile, seed, cache, progress)
     init = (base_key, base.state_dict())
     docs = short_docs(seed, p["max_documents"])
+    tok = tokenizer(seed, p["max_documents"])
     data = data_overrides(p)
-    probes = instruction_examples(docs[0], 4 * p["samples"], seed=1000 + seed)
+    probes = instruction_examples(docs[0], 4 * p["samples"], seed=1000 + seed, tok=tok)
+
+    def arm(overrides: dict | None = None, **kw):
+        return train(yaml, seed=seed, steps=p["extend_steps"], init=init, cache=cache, progress=progress,
+                     data_overrides=data | (overrides or {}), **kw)
 
     models = {}
-    key_sep, models["separator"] = train(yaml, seed=seed, steps=p["extend_steps"], init=init, cache=cache,
-                                         progress=progress, data_overrides=data)
-    _, models["no_separator"] = train(yaml, seed=seed, steps=p["extend_steps"], init=init, cache=cache,
-                                      progress=progress, data_overrides=data | {"separator": "none"})
-    half = int(L0 * factor / 2)
-    key_half, mid = train(yaml, seed=seed, steps=max(1, steps // 2), init=init, cache=cache, progress=progress,
+    key_sep, models["separator"] = arm()
+    _, models["no_separator"] = arm({"separator": "none"})
+    _, models["no_upsampling"] = arm({"upsample": False})
+    half, full = int(L0 * factor / 2), int(L0 * factor)
+    first, second = max(1, steps // 2), max(1, steps - steps // 2)
+    key_half, mid = train(yaml, seed=seed, steps=first, init=init, cache=cache, progress=progress,
                           model_overrides={"max_seq_len": half, "attention": {"rope_factor": factor / 2}},
-                          data_overrides=data | {"seq_len": half})
-    _, models["two_step"] = train(yaml, seed=seed, steps=max(1, steps - steps // 2), data_overrides=data,
-                                  init=(key_half, mid.state_dict()), cache=cache, progress=progress)
-    sft_steps = None if p["extend_steps"] is None else p["extend_steps"]
-    _, models["instruct"] = train(INSTRUCT_YAML, seed=seed, steps=sft_steps,
+                          data_overrides=data | {"seq_len": half, "curriculum": _stage(yaml, first, half)})
+    _, models["two_step"] = train(yaml, seed=seed, steps=second, init=(key_half, mid.state_dict()), cache=cache,
+                                  progress=progress,
+                                  data_overrides=data | {"curriculum": _stage(yaml, second, full)})
+    _, models["instruct"] = train(INSTRUCT_YAML, seed=seed, steps=p["extend_steps"],
                                   init=(key_sep, models["separator"].state_dict()), data_overrides=data,
                                   cache=cache, progress=progress)
     arms = {}
-    for arm, model in models.items():
-        arms[arm] = evaluate(model, profile, seed, docs)
+    for name in ARMS:
+        model = models[name]
+        arms[name] = evaluate(model, profile, seed, docs, tok)
         with num_threads(1):
-            arms[arm]["instruction_acc"] = score(probes, greedy_predictor(model))
+            arms[name]["instruction_acc"] = score(probes, greedy_predictor(model))
             responses = response_scores(model, probes)
-        arms[arm]["instruction_nll"] = [r.nll_sum for r in responses]
-        arms[arm]["instruction_tokens"] = [r.count for r in responses]
-        arms[arm]["instruction_loss"] = sum(r.nll_sum for r in responses) / sum(r.count for r in responses)
+        arms[name]["instruction_nll"] = [r.nll_sum for r in responses]
+        arms[name]["instruction_tokens"] = [r.count for r in responses]
+        arms[name]["instruction_loss"] = sum(r.nll_sum for r in responses) / sum(r.count for r in responses)
     return {"arms": arms, "factor": factor, "short_len": L0, "lengths": arms["separator"]["niah"]["lengths"],
             "steps": steps, "profile": profile, "seed": seed}
 
@@ -157,19 +173,21 @@ def judge_ablations(metrics: Mapping[str, Any]) -> Judgement:
 
     Losses, paired (every arm reads the same long blocks and the same instruction probes; rules in
     :mod:`nvrepro.ultralong.judging`): the separator arm's late-position loss at most the no-separator
-    arm's; one step's at most two steps'; after short-only SFT at most ``1 + SFT_LATE_LOSS_TOLERANCE``
+    arm's; the upsampled (recipe) arm's at most the not-upsampled arm's; one step's at most two steps'; after short-only SFT at most ``1 + SFT_LATE_LOSS_TOLERANCE``
     times the separator arm's; and SFT lowers the response loss on held-out instructions (paired by
     probe, see :func:`_per_mean_token`).
 
     Accuracy at ``s L`` (Wilson, :func:`~nvrepro.core.tooling.claims.at_least`), only where some arm
     answers some probe at ``s L`` (with none, ``0 >= 0`` would "hold" without testing anything):
-    separator at least no separator and one step at least two steps, on the passkey and RULER-style
+    separator at least no separator, upsampled at least not upsampled and one step at least two steps,
+    on the passkey and RULER-style
     probes pooled; short-only SFT's passkey accuracy at least the separator arm's less
     :data:`SFT_NEEDLE_TOLERANCE`.
     """
     s = metrics["summary"]
-    sep, nosep, two, sft = (s[arm] for arm in ARMS)
+    sep, nosep, noup, two, sft = (s[arm] for arm in ARMS)
     vs_nosep = paired_gain(sep["late_loss_per_block"], nosep["late_loss_per_block"])
+    vs_noup = paired_gain(sep["late_loss_per_block"], noup["late_loss_per_block"])
     vs_two = paired_gain(sep["late_loss_per_block"], two["late_loss_per_block"])
     sft_late = paired_gain(sft["late_loss_per_block"], sep["late_loss_per_block"], factor=1 + SFT_LATE_LOSS_TOLERANCE)
     sft_response = paired_gain(_per_mean_token(sft["instruction_nll"], sft["instruction_tokens"]),
@@ -177,6 +195,8 @@ def judge_ablations(metrics: Mapping[str, Any]) -> Judgement:
     parts = {
         "separator <= no separator (late-position loss)": part(
             not_worse(vs_nosep), "no separator - separator, paired bootstrap, low >= 0", gain=vs_nosep),
+        "upsampled <= not upsampled (late-position loss)": part(
+            not_worse(vs_noup), "not upsampled - upsampled, paired bootstrap, low >= 0", gain=vs_noup),
         "one-step <= two-step (late-position loss)": part(
             not_worse(vs_two), "two-step - one-step, paired bootstrap, low >= 0", gain=vs_two),
         f"short SFT keeps late-position loss (within {SFT_LATE_LOSS_TOLERANCE:.0%})": part(
@@ -187,11 +207,13 @@ def judge_ablations(metrics: Mapping[str, Any]) -> Judgement:
     }
     retrieves = any(row["niah_correct_at_sL"] + row["ruler_correct_at_sL"] > 0 for row in s.values())
     if retrieves:
-        sep_all, nosep_all, two_all = (probes_at_sL(row, "niah", "ruler") for row in (sep, nosep, two))
+        sep_all, nosep_all, noup_all, two_all = (probes_at_sL(row, "niah", "ruler") for row in (sep, nosep, noup, two))
         sep_niah, sft_niah = probes_at_sL(sep, "niah"), probes_at_sL(sft, "niah")
         parts |= {
             "separator >= no separator (needle + RULER at sL)": part(
                 at_least(sep_all, nosep_all), "at_least (Wilson)", separator=sep_all, no_separator=nosep_all),
+            "upsampled >= not upsampled (needle + RULER at sL)": part(
+                at_least(sep_all, noup_all), "at_least (Wilson)", upsampled=sep_all, not_upsampled=noup_all),
             "one-step >= two-step (needle + RULER at sL)": part(
                 at_least(sep_all, two_all), "at_least (Wilson)", one_step=sep_all, two_step=two_all),
             f"short SFT keeps needle at sL (within {SFT_NEEDLE_TOLERANCE})": part(
@@ -205,7 +227,8 @@ def judge_ablations(metrics: Mapping[str, Any]) -> Judgement:
 
 ABLATIONS = Claim(
     "ablations",
-    "A separator without cross-document mask is at least as good as none; one-step extension is at least as good "
+    "A separator without cross-document mask is at least as good as none; length upsampling is at least as good as "
+    "none; one-step extension is at least as good "
     "as two-step; short-only instruction tuning keeps long-context retrieval (accuracy parts only where some arm "
     "retrieves at all).",
     judge_ablations)

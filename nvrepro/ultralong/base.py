@@ -2,7 +2,7 @@
 
 UltraLong starts from Llama-3.1-8B-Instruct, a model that predicts text *and* finds a passkey at its
 trained length. A toy base must do both before an extension experiment means anything: the
-first toy base (``toy_pretrain.yaml``) never saw plain text as a target, so its text loss was
+first toy base (``toy_pretrain.yaml``, since removed) never saw plain text as a target, so its text loss was
 above a uniform guess, and the "short-context loss" claims compared two models that cannot model
 text. ``configs/ultralong/toy_base.yaml`` trains one on interleaved text and retrieval documents
 (:class:`~nvrepro.ultralong.data.TextRetrievalDataModule`,
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from nvrepro.core.evaluation import position_losses
 from nvrepro.core.lm.model import PatternLM
 from nvrepro.core.tooling.claims import Claim, Judgement, all_parts, at_least_threshold, not_applicable
 from nvrepro.core.tooling.intervals import paired_gain, seed_average, wilson
@@ -132,17 +132,13 @@ def text_loss(model: PatternLM, inputs: torch.Tensor, targets: torch.Tensor, num
     """``model``'s summed cross-entropy over ``targets`` (``-100`` skipped) divided by the number
     of targets (``nats_per_token``) and by the bytes they stand for (``nats_per_byte``; the rows'
     ``num_bytes`` from :func:`target_bytes`), and per block (``per_block_nats_per_byte``, ``(N,)``).
-    ``inputs``, ``targets``: ``(N, T)``; one block at a time."""
-    was = model.training
-    model.eval()
-    nats, tokens = [], []
-    for x, y in zip(inputs, targets):
-        keep = y != -100
-        logits = model(input_ids=x[None]).float()[0]
-        nats.append(float(F.cross_entropy(logits[keep], y[keep], reduction="sum")))
-        tokens.append(int(keep.sum()))
-    model.train(was)
-    return _per_byte(nats, tokens, num_bytes)
+    ``inputs``, ``targets``: ``(N, T)``; one block at a time, through core's per-position losses
+    (:func:`nvrepro.core.evaluation.position_losses`), the skipped targets masked out after."""
+    keep = targets != -100
+    labels = torch.where(keep, targets, torch.zeros_like(targets))  # any id: these positions are dropped
+    per_position = torch.stack([position_losses(model, x[None], y[None]) for x, y in zip(inputs, labels)])
+    nats = (per_position.double() * keep).sum(1)
+    return _per_byte(nats.tolist(), keep.sum(1).tolist(), num_bytes)
 
 
 def probe_accuracy(model: PatternLM, task: str, length: int, num_probes: int, seed: int, tokenizer) -> dict:

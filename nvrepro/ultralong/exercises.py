@@ -110,13 +110,14 @@ def check_unchanged_short_loss(method: str | None, result: dict, *, verbose: boo
     """Exercise 02(a): which method leaves the short-context loss *exactly* at the base model's
     before any continued pretraining? Checked against the measured ``result`` of
     :func:`nvrepro.ultralong.context_extension.run` and the frequencies themselves."""
-    from nvrepro.ultralong.extension import PRETRAIN_YAML, arm_yaml
+    from nvrepro.ultralong.base import BASE_YAML
+    from nvrepro.ultralong.extension import arm_yaml
 
     if method is None:
         return report(Check(None, "set `method` to 'none', 'linear', 'ntk' or 'yarn'."), verbose)
     if method not in result["methods"]:
         return report(Check(False, f"{method!r} is not one of {list(result['methods'])}."), verbose)
-    base = model_config_from_yaml(PRETRAIN_YAML).attention
+    base = model_config_from_yaml(BASE_YAML).attention
     same = []
     for m in result["methods"]:
         a = model_config_from_yaml(arm_yaml(m)).attention
@@ -235,8 +236,8 @@ def check_two_step_tokens(ratio: float | None, *, verbose: bool = True) -> Check
     from nvrepro.ultralong.extension import arm_yaml
 
     cfg = read_cli_yaml(arm_yaml("yarn"))
-    steps, batch = cfg["trainer"]["max_steps"], cfg["data"]["init_args"]["batch_size"]
-    n = cfg["data"]["init_args"]["seq_len"]
+    (stage,) = cfg["data"]["init_args"]["curriculum"]
+    steps, batch, n = stage["steps"], stage["batch_size"], stage["seq_len"]
     one = steps * batch * n
     two = (steps // 2) * batch * (n // 2) + (steps - steps // 2) * batch * n
     actual = two / one
@@ -268,15 +269,13 @@ def check_sft_keeps_long(prediction: bool | None, result: dict, tolerance: float
                   verbose)
 
 
-def check_cross_doc_mask(prediction: bool | None, result: dict, masked: dict | None, *,
-                         verbose: bool = True) -> Check:
-    """Exercise 03(c): predict whether training the YaRN arm *with* the cross-document mask lowers
-    its passkey accuracy at ``s L`` (``True``) or not (``False``), against the recipe (notebook 03's
-    separator arm in ``result``). ``masked`` is the masked arm's evaluation
-    (:func:`extension_arm` with ``cross_doc_mask=True``).
+def check_upsampling(prediction: bool | None, result: dict, *, verbose: bool = True) -> Check:
+    """Exercise 03(c): predict whether training the YaRN arm *without* length upsampling lowers its
+    passkey accuracy at ``s L`` (``True``) or not (``False``), against the recipe (notebook 03's
+    separator arm and its ``no_upsampling`` arm in ``result``).
 
     Decided like notebook 03's claim (every depth's probes at ``s L`` pooled, Wilson): lowers when
-    the recipe's interval lies wholly above the masked arm's (``better``), does not when the masked
+    the recipe's interval lies wholly above the other arm's (``better``), does not when the other
     arm's interval lies at or above the recipe's estimate (``at_least``), undecided otherwise and
     when neither arm answers any probe at ``s L`` (``0 >= 0`` tests nothing). The late-position
     loss (paired bootstrap over the same long blocks) is reported beside it."""
@@ -284,51 +283,49 @@ def check_cross_doc_mask(prediction: bool | None, result: dict, masked: dict | N
     from nvrepro.ultralong.judging import probes_at_sL
 
     if prediction is None:
-        return report(Check(None, "set `prediction` to True (the mask lowers passkey accuracy at sL) or False."),
+        return report(Check(None, "set `prediction` to True (no upsampling lowers passkey accuracy at sL) or False."),
                       verbose)
     if not isinstance(prediction, bool):
         return report(Check(False, f"prediction: expected True or False, got {prediction!r}."), verbose)
-    if masked is None:
-        return report(Check(None, "train the masked arm first: masked = exercises.extension_arm(profile, seed, "
-                                  "cross_doc_mask=True)."), verbose)
-    recipe, mask = at_extended_length(result["arms"]["separator"]), at_extended_length(masked)
-    r_est, m_est = probes_at_sL(recipe, "niah"), probes_at_sL(mask, "niah")
-    loss = paired_gain(recipe["late_loss_per_block"], mask["late_loss_per_block"])
-    loss_text = ("late-position loss, masked minus recipe (paired over blocks): "
+    recipe, other = at_extended_length(result["arms"]["separator"]), at_extended_length(result["arms"]["no_upsampling"])
+    r_est, o_est = probes_at_sL(recipe, "niah"), probes_at_sL(other, "niah")
+    loss = paired_gain(recipe["late_loss_per_block"], other["late_loss_per_block"])
+    loss_text = ("late-position loss, not upsampled minus upsampled (paired over blocks): "
                  + ("n/a (fewer than 2 blocks)" if loss is None else f"{loss.value:+.3f} [{loss.low:+.3f}, {loss.high:+.3f}]"))
-    numbers = (f"passkey at sL: recipe {recipe['niah_correct_at_sL']}/{recipe['niah_probes_at_sL']} "
-               f"[{r_est.low:.2f}, {r_est.high:.2f}], masked {mask['niah_correct_at_sL']}/{mask['niah_probes_at_sL']} "
-               f"[{m_est.low:.2f}, {m_est.high:.2f}] (Wilson); {loss_text}.")
-    mechanism = ("With the mask a token attends only within its own document, so the continued pretraining "
-                 "never practises attending across the unrelated text packed around it -- the long-range, "
-                 "across-a-haystack reading a passkey at sL needs. UltraLong trains without it.")
-    if recipe["niah_correct_at_sL"] + mask["niah_correct_at_sL"] == 0:
+    numbers = (f"passkey at sL: upsampled {recipe['niah_correct_at_sL']}/{recipe['niah_probes_at_sL']} "
+               f"[{r_est.low:.2f}, {r_est.high:.2f}], not upsampled {other['niah_correct_at_sL']}/"
+               f"{other['niah_probes_at_sL']} [{o_est.low:.2f}, {o_est.high:.2f}] (Wilson); {loss_text}.")
+    mechanism = ("Upsampling changes only the plain-text rows: more of them come from long chapters, whose "
+                 "text has more long-range structure, while the passkey skill is taught by the retrieval "
+                 "documents, which both arms share. UltraLong upsamples long documents for the long-range "
+                 "dependencies of real text.")
+    if recipe["niah_correct_at_sL"] + other["niah_correct_at_sL"] == 0:
         return report(Check(None, f"this run cannot decide it: neither arm retrieves any passkey at sL. {numbers} "
                                   f"{mechanism}"), verbose)
-    if better(r_est, m_est):
+    if better(r_est, o_est):
         lowers = True
-    elif at_least(m_est, r_est):
+    elif at_least(o_est, r_est):
         lowers = False
     else:
-        return report(Check(None, f"this run cannot decide it (the intervals overlap without the masked arm "
+        return report(Check(None, f"this run cannot decide it (the intervals overlap without the other arm "
                                   f"reaching the recipe's estimate). {numbers} {mechanism}"), verbose)
     said = "" if prediction == lowers else f"you predicted {prediction}; "
     verdict = "lowers" if lowers else "does not lower"
-    return report(Check(prediction == lowers, f"{said}the mask {verdict} passkey accuracy at sL here. {numbers} "
-                                              f"{mechanism}"), verbose)
+    return report(Check(prediction == lowers, f"{said}leaving out upsampling {verdict} passkey accuracy at sL "
+                                              f"here. {numbers} {mechanism}"), verbose)
 
 
 # === a setting to try, passed as an argument (no tracked file edited) ==========================
 
 def extension_arm(profile: str = "smoke", seed: int = 0, *, method: str = "yarn", rope_beta: float | None = None,
-                  cross_doc_mask: bool | None = None, cache: bool | None = None, progress: bool = False) -> dict:
+                  cache: bool | None = None, progress: bool = False) -> dict:
     """One extension arm of notebook 02, trained like ``run``'s arm of ``method`` (same base, seed,
-    steps and data) but with ``rope_beta`` (YaRN's ``beta``) and/or ``cross_doc_mask`` overridden
-    instead of the values in ``toy_extend_<method>.yaml``; returns its
-    :func:`~nvrepro.ultralong.extension.evaluate` dict (needle grid, RULER-style scores, losses).
+    steps and data) but with ``rope_beta`` (YaRN's ``beta``) overridden instead of the value in
+    ``toy_extend_<method>.yaml``; returns its :func:`~nvrepro.ultralong.extension.evaluate` dict
+    (needle grid, RULER-style scores, losses).
 
     The base comes from the weight cache in the paper profile (:func:`~nvrepro.ultralong.extension.pretrain_base`),
-    and the arm is cached under its own key (the overrides are part of it). Minutes in the paper
+    and the arm is cached under its own key (the override is part of it). Minutes in the paper
     profile, seconds in smoke."""
     from nvrepro.core.tooling.weight_cache import use_cache
     from nvrepro.ultralong.extension import arm_yaml, data_overrides, evaluate, plan, pretrain_base, short_docs, train
@@ -342,12 +339,7 @@ def extension_arm(profile: str = "smoke", seed: int = 0, *, method: str = "yarn"
             raise ConfigError(f"rope_beta: only the yarn arm has a beta, not method {method!r}")
         yarn_kept_pairs(rope_beta, yaml)  # validates beta against the arm's alpha
         model_overrides = {"attention": {"rope_beta": float(rope_beta)}}
-    data = data_overrides(p)
-    if cross_doc_mask is not None:
-        if not isinstance(cross_doc_mask, bool):
-            raise ConfigError(f"cross_doc_mask: expected True or False, got {cross_doc_mask!r}")
-        data = data | {"cross_doc_mask": cross_doc_mask}
     base_key, base = pretrain_base(profile, seed, cache, progress)
     _, model = train(yaml, seed=seed, steps=p["extend_steps"], init=(base_key, base.state_dict()),
-                     model_overrides=model_overrides, data_overrides=data, cache=cache, progress=progress)
+                     model_overrides=model_overrides, data_overrides=data_overrides(p), cache=cache, progress=progress)
     return evaluate(model, profile, seed, short_docs(seed, p["max_documents"]))

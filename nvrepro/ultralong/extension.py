@@ -2,21 +2,20 @@
 at toy scale): profiles, training, rescaling and evaluation. The experiments themselves (``run``,
 summaries, claims) are :mod:`nvrepro.ultralong.context_extension` (notebook 02) and
 :mod:`nvrepro.ultralong.ablations` (notebook 03), which share the profiles here because notebook 03
-starts from notebook 02's base model and evaluates on the same grids.
+starts from the same base and evaluates on the same grids.
 
-1. Pretrain the toy Llama-like model of ``configs/ultralong/toy_pretrain.yaml`` at its short
-   context ``L``, in two stages on the training-only documents of :mod:`nvrepro.ultralong.mixture`
-   (copy lists; marked needles in bible-text haystacks; disjoint from the evaluation probes):
-   128-token rows first (``toy_pretrain_lookup.yaml``: grows the copy / induction heads that
-   retrieval needs), then documents up to ``L``. No plain-text rows: mixed in, they wiped the
-   copy heads before retrieval formed (see ``toy_pretrain.yaml``).
+1. The base: the toy Llama-like model of ``configs/ultralong/toy_base.yaml``, a language model *and*
+   a retriever at its trained context ``L`` (:mod:`nvrepro.ultralong.base`, which trains it and
+   measures both), on the corpus's own BPE. Its tokenizer is the one every probe and every loss of
+   the extension arms uses (:func:`tokenizer`).
 2. For each RoPE scaling (``configs/ultralong/toy_extend_{none,linear,ntk,yarn}.yaml``): copy the
-   weights, change only the RoPE scaling and ``max_seq_len`` to ``s L``, and continue
-   pretraining briefly on length-upsampled documents packed to ``s L`` with a separator and no
-   cross-document mask. The same seed gives every arm the same data order.
+   weights, change only the RoPE scaling and ``max_seq_len`` to ``s L``, and continue pretraining
+   briefly (:mod:`nvrepro.ultralong.extension_recipe`: length-upsampled text packed to ``s L`` with a
+   separator and no cross-document mask, interleaved with retrieval documents up to ``s L``). The
+   same seed gives every arm the same data order.
 3. Evaluate each arm: passkey accuracy on a grid of lengths x depths (the heatmaps), RULER-style
    accuracy per length, and the loss on short documents at ``L`` (before: the base model; after
-   scaling alone; after the continued pretraining).
+   scaling alone; after the continued pretraining). Every arm answers the same probes.
 
 In the paper profile, trained weights are cached under ``build/ultralong/`` keyed by everything
 that determines them (YAML text, overrides, steps, seed, the parent's key, and the version of the
@@ -37,26 +36,32 @@ from nvrepro.core.tooling.validation import ConfigError
 from nvrepro.core.tooling.weight_cache import use_cache
 from nvrepro.core.training.arms import train_arm
 from nvrepro.core.training.yaml_fit import datamodule_from_yaml, init_args_from_yaml, module_from_yaml
+from nvrepro.ultralong.base import BASE_YAML, TRAINING_CODE as BASE_TRAINING_CODE, train_base
 from nvrepro.ultralong.evaluate import greedy_predictor, loss_by_position, niah_grid, ruler_scores, short_context_loss
 from nvrepro.ultralong.rope_scaling import METHODS
-from nvrepro.ultralong.tasks import RULER_TASKS
 
 CONFIGS = CONFIGS_DIR / "ultralong"
 CACHE = BUILD_DIR / "ultralong"
-PRETRAIN_YAML = CONFIGS / "toy_pretrain.yaml"
-LOOKUP_YAML = CONFIGS / "toy_pretrain_lookup.yaml"
-# The code whose changes invalidate cached weights (nvrepro.core.tooling.weight_cache.code_version).
-TRAINING_CODE = ("nvrepro.core", "nvrepro.ultralong")
+# The code whose changes invalidate cached weights (nvrepro.core.tooling.weight_cache.code_version):
+# the base's, and the continued-pretraining recipe; evaluation and experiment edits keep the arms.
+TRAINING_CODE = (*BASE_TRAINING_CODE, "nvrepro.ultralong.extension_recipe")
 
-# Steps and evaluation grids per profile; ``None`` steps = the YAML's trainer.max_steps. Smoke
-# scores two long blocks, the fewest a bootstrap interval over blocks takes, so the claims' interval
-# path runs in the smoke test too.
+# Steps and evaluation grids per profile; ``None`` steps = the YAML's trainer.max_steps; the base is
+# nvrepro.ultralong.base's profile of the same name. ``samples`` probes per heatmap cell, so
+# ``samples * len(depths)`` passkeys per length. Smoke scores two long blocks, the fewest a
+# bootstrap interval over blocks takes, so the claims' interval path runs in the smoke test too.
+# ``num_seeds``: training seeds of the headline comparison (YaRN, NTK-aware, none at s L), each with
+# its own base (the seed draws the base's corpus split, BPE and data order); the first seed also
+# gives the full grids of every method.
+# RULER-style tasks: multikey only in the paper profile. The base answers 0 of 150 variable-tracking
+# and 0 of 150 common-words probes at L (three training seeds, issue 19), so at s L those tasks
+# could only add zeros to the pooled RULER-style share.
 PROFILES = {
-    "smoke": dict(lookup_steps=2, pretrain_steps=4, pretrain_batch=2, extend_steps=1, depths=[0.5], samples=1,
-                  lengths_factor=[1, 8], short_blocks=2, long_blocks=2, max_documents=200, ruler_tasks=["multikey"]),
-    "paper": dict(lookup_steps=None, pretrain_steps=None, pretrain_batch=None, extend_steps=None, max_documents=None,
-                  depths=[0.0, 0.25, 0.5, 0.75, 1.0], samples=2, lengths_factor=[1, 2, 4, 8], short_blocks=16, long_blocks=4,
-                  ruler_tasks=list(RULER_TASKS)),
+    "smoke": dict(extend_steps=1, depths=[0.5], samples=1, lengths_factor=[1, 8], short_blocks=2, long_blocks=2,
+                  max_documents=200, ruler_tasks=["multikey"], num_seeds=1),
+    "paper": dict(extend_steps=None, max_documents=None, depths=[0.0, 0.25, 0.5, 0.75, 1.0], samples=10,
+                  lengths_factor=[1, 2, 4, 8], short_blocks=32, long_blocks=8, ruler_tasks=["multikey"],
+                  num_seeds=3),
 }
 
 
@@ -73,8 +78,8 @@ def arm_yaml(method: str) -> Path:
 
 
 def short_len() -> int:
-    """The pretraining context ``L`` (``toy_pretrain.yaml``'s ``max_seq_len``)."""
-    return int(init_args_from_yaml(PRETRAIN_YAML, "model")[1]["model"]["max_seq_len"])
+    """The base's trained context ``L`` (``toy_base.yaml``'s ``max_seq_len``)."""
+    return int(init_args_from_yaml(BASE_YAML, "model")[1]["model"]["max_seq_len"])
 
 
 def data_overrides(p: dict) -> dict:
@@ -98,21 +103,22 @@ def train(yaml: Path, *, seed: int, steps: int | None = None, init: tuple[str, d
 
 def pretrain_base(profile: str = "smoke", seed: int = 0, cache: bool | None = None, progress: bool = False
                   ) -> tuple[str, PatternLM]:
-    """The short-context base model: ``toy_pretrain_lookup.yaml`` (stage 1, copies only), then
-    ``toy_pretrain.yaml`` from its weights (stage 2); steps and batch from the profile; weights
-    cached in the paper profile only (:func:`~nvrepro.core.tooling.weight_cache.use_cache`)."""
-    p = plan(profile)
-    cache = use_cache(profile, cache)
-    batch = {} if p["pretrain_batch"] is None else {"batch_size": p["pretrain_batch"]}
-    init = train(LOOKUP_YAML, seed=seed, steps=p["lookup_steps"], data_overrides=data_overrides(p) | batch,
-                 cache=cache, progress=progress)
-    return train(PRETRAIN_YAML, seed=seed, steps=p["pretrain_steps"], data_overrides=data_overrides(p) | batch,
-                 init=(init[0], init[1].state_dict()), cache=cache, progress=progress)
+    """The base of ``toy_base.yaml`` for training seed ``seed``: ``(key, model)``
+    (:func:`nvrepro.ultralong.base.train_base`, the profile of the same name; weights cached in the
+    paper profile only, :func:`~nvrepro.core.tooling.weight_cache.use_cache`)."""
+    key, model, _ = train_base(profile, seed=seed, cache=use_cache(profile, cache), progress=progress)
+    return key, model
+
+
+def tokenizer(seed: int = 0, max_documents: int | None = None):
+    """The base's BPE tokenizer for ``seed`` (trained on that seed's training split of the corpus)."""
+    return datamodule_from_yaml(BASE_YAML, seed=seed, max_documents=max_documents).tokenizer
 
 
 def short_docs(seed: int = 0, max_documents: int | None = None) -> tuple[list[list[int]], int]:
-    """Validation documents (token ids) of the pretraining corpus and the separator id."""
-    dm = datamodule_from_yaml(PRETRAIN_YAML, seed=seed, max_documents=max_documents)
+    """Validation documents (token ids of the base's tokenizer) of the base's corpus split for
+    ``seed``, and the separator id."""
+    dm = datamodule_from_yaml(BASE_YAML, seed=seed, max_documents=max_documents)
     _, val = dm._split_docs()
     return [dm.tokenizer.encode(d) for d in val], dm.sep_id
 
@@ -124,22 +130,29 @@ def rescale(model: PatternLM, method: str) -> PatternLM:
     return module.model
 
 
-def evaluate(model: PatternLM, profile: str, seed: int = 0, docs=None, progress: bool = False) -> dict:
+def evaluate(model: PatternLM, profile: str, seed: int = 0, docs=None, tok=None, at_sL_only: bool = False,
+             progress: bool = False) -> dict:
     """Needle grid, RULER-style scores, short-context loss (mean and per block) and loss by
-    position in ``s L`` blocks of ``model`` (profile's grids).
+    position in ``s L`` blocks of ``model`` (profile's grids), probes and text in the base's
+    tokenizer ``tok`` (default: :func:`tokenizer` of ``seed``).
 
-    Lengths are ``k L`` for ``k`` in the profile's ``lengths_factor``; evaluation uses a seed
-    offset from training's so no probe was seen in training.
+    Lengths are ``k L`` for ``k`` in the profile's ``lengths_factor`` (only the last, ``s L``, with
+    ``at_sL_only``); evaluation uses a seed offset from training's so no probe was seen in training,
+    and every model evaluated with the same seed answers the same probes.
     """
     p, L0 = plan(profile), short_len()
-    lengths = [k * L0 for k in p["lengths_factor"]]
+    factors = p["lengths_factor"][-1:] if at_sL_only else p["lengths_factor"]
+    lengths = [k * L0 for k in factors]
     docs, sep = docs or short_docs(seed, p["max_documents"])
+    tok = tok or tokenizer(seed, p["max_documents"])
     predict = greedy_predictor(model)
     with num_threads(1):
-        niah = niah_grid(predict, lengths, p["depths"], p["samples"], seed=1000 + seed, progress=progress)
-        ruler = ruler_scores(predict, lengths, p["ruler_tasks"], p["samples"], seed=1000 + seed, progress=progress)
+        niah = niah_grid(predict, lengths, p["depths"], p["samples"], seed=1000 + seed, tokenizer=tok,
+                         progress=progress)
+        ruler = ruler_scores(predict, lengths, p["ruler_tasks"], p["samples"] * len(p["depths"]), seed=1000 + seed,
+                             tokenizer=tok, progress=progress)
         short = short_context_loss(model, docs, L0, sep, max_blocks=p["short_blocks"])
-        by_pos = loss_by_position(model, docs, lengths[-1], sep, max_blocks=p["long_blocks"])
+        by_pos = loss_by_position(model, docs, L0 * p["lengths_factor"][-1], sep, max_blocks=p["long_blocks"])
     return {"niah": niah, "ruler": ruler, "short_loss": short["loss"], "short_loss_per_block": short["per_block"],
             "loss_by_position": by_pos}
 

@@ -64,24 +64,47 @@ def rope_explorer(*, head_dim: int, theta: float, original_max_len: int, s: floa
 
 def plot_niah_heatmaps(result: dict):
     """One needle-in-a-haystack heatmap per method: passkey accuracy, needle depth (rows) x
-    context length (columns), from :func:`nvrepro.ultralong.context_extension.run`."""
+    context length (columns), from :func:`nvrepro.ultralong.context_extension.run` (the first seed);
+    and, with ``result["headline"]``, a last panel of the headline methods' passkey accuracy at
+    ``s L`` on every seed (:func:`_headline_panel`)."""
     methods = list(result["methods"])
-    fig, axes = new_figure(1, len(methods), sharey=True)
+    headline = bool(result.get("headline"))
+    fig, axes = new_figure(1, len(methods) + headline)
     axes = list(getattr(axes, "flat", [axes]))
     im = None
-    for ax, m in zip(axes, methods):
+    for k, (ax, m) in enumerate(zip(axes, methods)):
         g = result["methods"][m]["eval"]["niah"]
         im = ax.imshow(g["accuracy"], vmin=0, vmax=1, cmap="RdYlGn", aspect="auto", origin="upper")
         ax.set_xticks(range(len(g["lengths"])), [f"{n:,}" for n in g["lengths"]], rotation=45)
-        ax.set_yticks(range(len(g["depths"])), [f"{d:.0%}" for d in g["depths"]])
+        ax.set_yticks(range(len(g["depths"])), [f"{d:.0%}" if k == 0 else "" for d in g["depths"]])
         ax.grid(False)
         ax.axvline(0.5, color="k", lw=1, ls=":")  # right of it: longer than the pretraining context
         ax.set(title=f"{METHOD_LABELS.get(m, m)}: mean {g['mean']:.2f}", xlabel="context length (tokens)")
     axes[0].set_ylabel("needle depth")
-    fig.colorbar(im, ax=axes, label="passkey accuracy", shrink=0.8)
+    fig.colorbar(im, ax=axes[:len(methods)], label="passkey accuracy", shrink=0.8)
+    if headline:
+        _headline_panel(axes[-1], result)
     fig.suptitle(f"Needle in a haystack after {result['factor']}x extension + continued pretraining "
-                 f"(pretrained at {result['short_len']:,} tokens)", fontsize=10)
+                 f"(pretrained at {result['short_len']:,} tokens; heatmaps: seed {result['seed']})", fontsize=10)
     return fig
+
+
+def _headline_panel(ax, result: dict) -> None:
+    """Passkey accuracy at ``s L`` per headline method: a bar at the share pooled over the seeds
+    with its 95% Wilson interval, a dot per seed."""
+    from nvrepro.core.tooling.intervals import wilson
+
+    rows_by_method = result["headline"]
+    for i, (m, rows) in enumerate(rows_by_method.items()):
+        est = wilson(sum(r["niah_correct_at_sL"] for r in rows), sum(r["niah_probes_at_sL"] for r in rows))
+        ax.bar(i, est.value, 0.6, color=_STYLE.get(m, {}).get("color", "C0"), alpha=0.6)
+        ax.errorbar(i, est.value, [[est.value - est.low], [est.high - est.value]], color="k", capsize=3)
+        ax.scatter([i] * len(rows), [r["niah_correct_at_sL"] / r["niah_probes_at_sL"] for r in rows],
+                   color="k", s=12, zorder=3)
+    ax.set_xticks(range(len(rows_by_method)), [METHOD_LABELS.get(m, m) for m in rows_by_method], rotation=30)
+    seeds = len(next(iter(rows_by_method.values())))
+    ax.set(ylim=(0, 1.05), ylabel="passkey accuracy at sL",
+           title=f"at {result['lengths'][-1]:,}: {seeds} seed(s) pooled\n(95% Wilson; dots: seeds)")
 
 
 def _accuracy_vs_length_axes(result: dict, axes_titles) -> None:
@@ -135,7 +158,7 @@ def plot_short_loss(result: dict):
 # --- notebook 03: ablations ------------------------------------------------------------------
 
 ABLATION_LABELS = {"separator": "separator (recipe)", "no_separator": "no separator",
-                   "two_step": "two-step extension", "instruct": "+ short-only SFT"}
+                   "no_upsampling": "no length upsampling", "two_step": "two-step extension", "instruct": "+ short-only SFT"}
 
 
 def plot_ablations(result: dict):
@@ -143,7 +166,7 @@ def plot_ablations(result: dict):
     per position bin of the longest blocks."""
     fig, (ax, ax_r, ax_p) = new_figure(1, 3)
     for k, (arm, r) in enumerate(result["arms"].items()):
-        kw = dict(label=ABLATION_LABELS.get(arm, arm), marker="os^D"[k % 4], color=f"C{k}")
+        kw = dict(label=ABLATION_LABELS.get(arm, arm), marker="os^Dv"[k % 5], color=f"C{k}")
         ax.plot(r["niah"]["lengths"], r["niah"]["per_length"], **kw)
         ax_r.plot(r["ruler"]["lengths"], r["ruler"]["average"], **kw)
         lp = r["loss_by_position"]

@@ -25,8 +25,8 @@ Document kinds (:func:`needle_document`, :func:`copy_document`):
   question about one of them and its value;
 * ``copy``: a list of random letters and digits, then ``"\\nAgain: "`` and the same list: every
   copied token is predictable only by looking back, the cheapest way to grow the copy /
-  induction heads that retrieval needs. Short documents first (the first stage of the
-  pretraining curriculum, ``configs/ultralong/toy_pretrain_lookup.yaml``) grow them fastest.
+  induction heads that retrieval needs. Short documents first (the first stage of the base's
+  curriculum, ``configs/ultralong/toy_base.yaml``) grow them fastest.
 
 :class:`MixtureRows` packs such documents back to back (each followed by the separator) into rows
 of ``seq_len + 1`` tokens; row ``i`` is built from the seed ``(seed, i)`` on demand. Every token of a

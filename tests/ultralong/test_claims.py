@@ -77,8 +77,27 @@ def probe_row(niah=(0, 10), ruler=(0, 6), late=(4.0, 4.0), short=(5.0, 5.0)):
             "short_loss": sum(short) / len(short)}
 
 
-def methods(**rows):
-    return {"summary": {m: rows.get(m, probe_row()) for m in ("none", "linear", "ntk", "yarn")}}
+COUNTS = ("niah_correct_at_sL", "niah_probes_at_sL", "ruler_correct_at_sL", "ruler_probes_at_sL")
+
+
+def methods(base_short=(5.0, 5.0), **rows):
+    """Claim metrics of one seed: the summary rows, the same counts as the seed's headline rows."""
+    summary = {m: rows.get(m, probe_row()) for m in ("none", "linear", "ntk", "yarn")}
+    headline = {m: [{"seed": 0} | {k: summary[m][k] for k in COUNTS}] for m in ("yarn", "ntk", "none")}
+    return {"summary": summary, "headline": headline, "base_short_loss_per_block": list(base_short)}
+
+
+def test_needle_and_ruler_claims_pool_the_seeds():
+    # YaRN 9/10 and 10/10 on two seeds = 19/20 (low 0.7639) against NTK 7/10 + 7/10 = 0.7: held only pooled.
+    assert wilson_bounds(9, 10)[0] < 0.7 < wilson_bounds(19, 20)[0]
+    one = methods(yarn=probe_row(niah=(9, 10)), ntk=probe_row(niah=(7, 10)))
+    assert NEEDLE.judge(one).evidence["parts"]["needle at sL: YaRN >= NTK"]["held"] is False
+    two = dict(one, headline={m: rows + [dict(rows[0], seed=1, niah_correct_at_sL=c)]
+                              for (m, rows), c in zip(one["headline"].items(), (10, 7, 0))})
+    judged = NEEDLE.judge(two)
+    assert judged.evidence["parts"]["needle at sL: YaRN >= NTK"]["held"] is True
+    assert judged.evidence["per_seed"]["yarn"] == ["9/10", "10/10"] and judged.evidence["seeds"] == [0, 1]
+    assert judged.evidence["parts"]["needle at sL: YaRN >= NTK"]["evidence"]["yarn"]["n"] == 20
 
 
 def test_needle_claim_on_wilson_bounds():
@@ -134,18 +153,18 @@ def test_late_loss_claim_paired_over_blocks():
     assert one_block.held is None  # no interval from one block
 
 
-def test_short_loss_claim_within_tolerance_paired_over_blocks():
-    none = [5.0, 5.0, 5.0, 5.0]
+def test_short_loss_claim_within_tolerance_of_the_base_paired_over_blocks():
+    base = [5.0, 5.0, 5.0, 5.0]
     limit = (1 + SHORT_LOSS_TOLERANCE) * 5.0  # 5.25
-    held = SHORT_LOSS.judge(methods(yarn=probe_row(short=[5.1, 5.2, 5.0, 5.15]), none=probe_row(short=none)))
+    held = SHORT_LOSS.judge(methods(yarn=probe_row(short=[5.1, 5.2, 5.0, 5.15]), base_short=base))
     assert held.held is True  # every block below 5.25
-    over = SHORT_LOSS.judge(methods(yarn=probe_row(short=[5.3, 5.4, 5.35, 5.5]), none=probe_row(short=none)))
+    over = SHORT_LOSS.judge(methods(yarn=probe_row(short=[5.3, 5.4, 5.35, 5.5]), base_short=base))
     assert over.held is False  # every block above 5.25
     # Mean 5.2 <= 5.25 (the old point rule held) but the blocks straddle the limit.
     yarn = [4.5, 5.9, 4.6, 5.8]
     diffs = [limit - y for y in yarn]
     assert sum(yarn) / 4 <= limit and share_of_negative_resamples(diffs) > 0.3
-    wide = SHORT_LOSS.judge(methods(yarn=probe_row(short=yarn), none=probe_row(short=none)))
+    wide = SHORT_LOSS.judge(methods(yarn=probe_row(short=yarn), base_short=base))
     assert wide.held is False
 
 
@@ -158,7 +177,8 @@ def arm(niah=(0, 10), ruler=(0, 6), late=(4.0, 4.1, 4.2, 4.3), nll=(30.0, 60.0, 
 
 
 def arms(**rows):
-    base = {"separator": arm(), "no_separator": arm(late=(4.5, 4.6, 4.7, 4.8)), "two_step": arm(late=(5, 5.1, 5.2, 5.3)),
+    base = {"separator": arm(), "no_separator": arm(late=(4.5, 4.6, 4.7, 4.8)),
+            "no_upsampling": arm(late=(4.2, 4.3, 4.4, 4.5)), "two_step": arm(late=(5, 5.1, 5.2, 5.3)),
             "instruct": arm(late=(4.0, 4.1, 4.2, 4.3), nll=(20.0, 40.0, 30.0))}
     return {"summary": base | rows}
 
@@ -196,6 +216,7 @@ def test_ablation_accuracy_parts_on_wilson_bounds():
     # SFT 10/10 (low 0.7225) >= 0.8 - 0.1: kept.
     assert wilson_bounds(10, 10)[0] >= 0.8 - SFT_NEEDLE_TOLERANCE
     rows = dict(separator=arm(niah=(8, 10), ruler=(5, 6)), no_separator=arm(niah=(2, 10), ruler=(1, 6), late=(4.5, 4.6, 4.7, 4.8)),
+                no_upsampling=arm(niah=(2, 10), ruler=(1, 6), late=(4.2, 4.3, 4.4, 4.5)),
                 two_step=arm(niah=(2, 10), ruler=(1, 6), late=(5, 5.1, 5.2, 5.3)),
                 instruct=arm(niah=(10, 10), nll=(20.0, 40.0, 30.0)))
     judgement = ABLATIONS.judge(arms(**rows))
@@ -228,13 +249,14 @@ def test_summaries_carry_the_counts_the_claims_need():
     assert (row["niah_correct_at_sL"], row["niah_probes_at_sL"]) == (5, 6)
     assert (row["ruler_correct_at_sL"], row["ruler_probes_at_sL"]) == (1, 2)
     assert row["late_loss_per_block"] == [4.0, 4.2] and row["short_loss_per_block"] == [6.0, 6.2]
-    metrics = to_jsonable({"summary": summary(result)})
+    headline = {m: [{"seed": 0} | {k: summary(result)[m][k] for k in COUNTS}] for m in ("yarn", "ntk", "none")}
+    metrics = to_jsonable({"summary": summary(result), "headline": headline, "base_short_loss_per_block": [6.0, 6.2]})
     for claim in (NEEDLE, RULER, LATE_LOSS, SHORT_LOSS):  # identical arms: no "better than" holds
         assert claim.judge(metrics).held is not None
     assert NEEDLE.judge(metrics).held is False and SHORT_LOSS.judge(metrics).held is True
     arms_result = {"arms": {a: dict(e, instruction_acc=0.0, instruction_loss=2.0, instruction_nll=[2.0, 4.0],
-                                    instruction_tokens=[1, 2]) for a in ("separator", "no_separator", "two_step",
-                                                                        "instruct")}}
+                                    instruction_tokens=[1, 2]) for a in ("separator", "no_separator", "no_upsampling",
+                                                                        "two_step", "instruct")}}
     row = ablation_summary(arms_result)["instruct"]
     assert (row["niah_correct_at_sL"], row["instruction_nll"], row["instruction_tokens"]) == (5, [2.0, 4.0], [1, 2])
     assert ABLATIONS.judge(to_jsonable({"summary": ablation_summary(arms_result)})).held is False  # no response drop

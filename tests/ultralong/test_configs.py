@@ -34,7 +34,7 @@ def test_info_cli_reports_the_1m_cache(capsys):
 
 
 def test_toy_arms_differ_only_in_rope_scaling():
-    base = model_config_from_yaml(CONFIGS / "ultralong" / "toy_pretrain.yaml")
+    base = model_config_from_yaml(CONFIGS / "ultralong" / "toy_base.yaml")
     arms = {m: model_config_from_yaml(CONFIGS / "ultralong" / f"toy_extend_{m}.yaml")
             for m in ("none", "linear", "ntk", "yarn")}
     for method, cfg in arms.items():

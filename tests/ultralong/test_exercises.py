@@ -57,12 +57,12 @@ def _squeeze(beta: float, a) -> float:
 
 
 def test_kept_pairs_closed_form_matches_a_hand_count_at_the_toy_shape():
-    # Hand count for L = 384, D = 32, theta = 1e4: r_i = 384 * 1e4^(-i/16) / (2 pi) is 61.1, 34.4,
-    # 19.3, 10.9, 6.1, 3.4, ... so beta = 32 keeps pairs 0-1 and beta = 4 keeps pairs 0-4.
+    # Hand count for L = 256, D = 32, theta = 1e4: r_i = 256 * 1e4^(-i/16) / (2 pi) is 40.7, 22.9,
+    # 12.9, 7.2, 4.07, 2.3, ... so beta = 32 keeps pair 0 and beta = 4 keeps pairs 0-4.
     a = _arm()
-    if (a.head_dim, a.rope_original_max_len, a.rope_theta) != (32, 384, 10000.0):
+    if (a.head_dim, a.rope_original_max_len, a.rope_theta) != (32, 256, 10000.0):
         pytest.skip("the toy arm's shape changed; the closed-form tests below still apply")
-    assert _kept(32.0, a) == 2 and _kept(4.0, a) == 5
+    assert _kept(32.0, a) == 1 and _kept(4.0, a) == 5
 
 
 @pytest.mark.parametrize("beta", [32.0, 8.0, 2.0, "config"])
@@ -101,11 +101,9 @@ def test_extension_arm_rejects_bad_settings_before_training():
         exercises.extension_arm("smoke", 0, method="ntk", rope_beta=32.0)
     with pytest.raises(ConfigError, match="beta"):
         exercises.extension_arm("smoke", 0, rope_beta=0.5 * _arm().rope_alpha)
-    with pytest.raises(ConfigError, match="cross_doc_mask"):
-        exercises.extension_arm("smoke", 0, cross_doc_mask="yes")
 
 
-# --- 03 (c): the cross-document mask --------------------------------------------------------------
+# --- 03 (c): length upsampling --------------------------------------------------------------------
 
 def _evaluation(correct_per_depth: list[int], samples: int, late: list[float]) -> dict:
     """An evaluate()-shaped dict with one length (s L) and one depth per entry."""
@@ -116,43 +114,42 @@ def _evaluation(correct_per_depth: list[int], samples: int, late: list[float]) -
             "loss_by_position": {"loss_per_block": [[5.0, x] for x in late]}}
 
 
-def _ablation_result(recipe: dict) -> dict:
-    return {"arms": {"separator": recipe}}
+def _ablation_result(recipe: dict, other: dict) -> dict:
+    return {"arms": {"separator": recipe, "no_upsampling": other}}
 
 
-def test_check_cross_doc_mask_decides_on_wilson_intervals():
+def test_check_upsampling_decides_on_wilson_intervals():
     recipe = _evaluation([5, 5], 5, [4.0, 4.1, 4.2])  # 10/10
     masked = _evaluation([0, 0], 5, [4.5, 4.6, 4.4])  # 0/10
     lo_recipe, _ = wilson_closed_form(10, 10)
     _, hi_masked = wilson_closed_form(0, 10)
     assert lo_recipe > hi_masked  # so the mask lowers accuracy, decided
-    res = _ablation_result(recipe)
-    assert exercises.check_cross_doc_mask(True, res, masked, verbose=False).ok is True
-    wrong = exercises.check_cross_doc_mask(False, res, masked, verbose=False)
+    res = _ablation_result(recipe, masked)
+    assert exercises.check_upsampling(True, res, verbose=False).ok is True
+    wrong = exercises.check_upsampling(False, res, verbose=False)
     assert wrong.ok is False and "you predicted False" in wrong.message
 
     # masked 10/10 against a recipe at 5/10: the masked arm's whole interval is above 0.5
     recipe_half = _evaluation([3, 2], 5, [4.0, 4.1])
     masked_full = _evaluation([5, 5], 5, [4.0, 4.1])
     assert wilson_closed_form(10, 10)[0] >= 0.5
-    res_half = _ablation_result(recipe_half)
-    assert exercises.check_cross_doc_mask(False, res_half, masked_full, verbose=False).ok is True
-    assert exercises.check_cross_doc_mask(True, res_half, masked_full, verbose=False).ok is False
+    res_half = _ablation_result(recipe_half, masked_full)
+    assert exercises.check_upsampling(False, res_half, verbose=False).ok is True
+    assert exercises.check_upsampling(True, res_half, verbose=False).ok is False
 
 
-def test_check_cross_doc_mask_undecided_cases():
-    res = _ablation_result(_evaluation([2, 1], 5, [4.0, 4.1]))  # 3/10
+def test_check_upsampling_undecided_cases():
     overlapping = _evaluation([2, 2], 5, [4.0, 4.1])  # 4/10: low ~0.17 < 0.3, recipe high > 0.4
+    res = _ablation_result(_evaluation([2, 1], 5, [4.0, 4.1]), overlapping)  # 3/10
     assert wilson_closed_form(4, 10)[0] < 0.3 and wilson_closed_form(3, 10)[1] > 0.4
-    assert exercises.check_cross_doc_mask(True, res, overlapping, verbose=False).ok is None
-    zeros = _ablation_result(_evaluation([0, 0], 5, [4.0, 4.1]))
-    none_retrieve = exercises.check_cross_doc_mask(True, zeros, _evaluation([0, 0], 5, [4.2, 4.3]), verbose=False)
+    assert exercises.check_upsampling(True, res, verbose=False).ok is None
+    zeros = _ablation_result(_evaluation([0, 0], 5, [4.0, 4.1]), _evaluation([0, 0], 5, [4.2, 4.3]))
+    none_retrieve = exercises.check_upsampling(True, zeros, verbose=False)
     assert none_retrieve.ok is None and "neither arm" in none_retrieve.message
-    # the paired late-loss difference is reported: masked minus recipe = +0.2 on both blocks
+    # the paired late-loss difference is reported: not upsampled minus upsampled = +0.2 on both blocks
     assert "+0.200" in none_retrieve.message
-    assert exercises.check_cross_doc_mask(None, res, overlapping, verbose=False).ok is None
-    assert exercises.check_cross_doc_mask(True, res, None, verbose=False).ok is None
-    assert exercises.check_cross_doc_mask("yes", res, overlapping, verbose=False).ok is False
+    assert exercises.check_upsampling(None, res, verbose=False).ok is None
+    assert exercises.check_upsampling("yes", res, verbose=False).ok is False
 
 
 # --- notebook 02's needle explorer -------------------------------------------------------------------
@@ -210,16 +207,14 @@ def test_cell_view_names_the_bad_argument():
         cell_view(result, "yarn", 16)
 
 
-def test_extension_arm_passes_each_setting_to_the_training():
-    """Smoke profile (a step or two, about 20 s on one thread): the overrides reach the model, so the
+def test_extension_arm_passes_beta_to_the_training():
+    """Smoke profile (a step, about 20 s on one thread): the override reaches the model, so the
     trained arm differs from the plain one; the result has the shape the checkers read."""
     import torch
 
     torch.set_num_threads(1)
     plain = exercises.extension_arm("smoke", 0)
-    masked = exercises.extension_arm("smoke", 0, cross_doc_mask=True)
     beta = exercises.extension_arm("smoke", 0, rope_beta=32.0)
-    late = [r["loss_by_position"]["loss"][-1] for r in (plain, masked, beta)]
-    assert late[1] != late[0] and late[2] != late[0]
-    check = exercises.check_cross_doc_mask(True, {"arms": {"separator": plain}}, masked, verbose=False)
+    assert beta["loss_by_position"]["loss"][-1] != plain["loss_by_position"]["loss"][-1]
+    check = exercises.check_upsampling(True, {"arms": {"separator": plain, "no_upsampling": beta}}, verbose=False)
     assert "passkey at sL" in check.message and "late-position loss" in check.message

@@ -6,7 +6,8 @@ import torch
 from nvrepro.core.lm.config import ConfigError, model_config_from_yaml
 from nvrepro.ultralong import exercises
 from nvrepro.ultralong.ablations import INSTRUCT_YAML
-from nvrepro.ultralong.extension import LOOKUP_YAML, PRETRAIN_YAML, arm_yaml, plan, rescale, short_len, train
+from nvrepro.ultralong.base import BASE_YAML, train_base
+from nvrepro.ultralong.extension import arm_yaml, plan, rescale, short_len, train
 from nvrepro.core.training.yaml_fit import read_cli_yaml
 
 
@@ -17,32 +18,34 @@ def test_plan_and_arm_errors_name_the_field():
         arm_yaml("rope2")
 
 
-def test_configs_agree_pretrain_arms_instruct():
-    base = model_config_from_yaml(PRETRAIN_YAML)
-    data = read_cli_yaml(PRETRAIN_YAML)["data"]
-    assert data["class_path"].endswith("RetrievalMixDataModule")
-    assert data["init_args"]["seq_len"] == base.max_seq_len == short_len()
+def test_configs_agree_base_arms_instruct():
+    base = model_config_from_yaml(BASE_YAML)
+    base_data = read_cli_yaml(BASE_YAML)["data"]["init_args"]
+    assert base_data["seq_len"] == base.max_seq_len == short_len()
     sft = model_config_from_yaml(INSTRUCT_YAML)
     yarn = model_config_from_yaml(arm_yaml("yarn"))
     assert sft.to_dict() == yarn.to_dict()  # SFT keeps the extended model; only the data is short
-    assert read_cli_yaml(INSTRUCT_YAML)["data"]["init_args"]["seq_len"] == base.max_seq_len
+    sft_data = read_cli_yaml(INSTRUCT_YAML)["data"]["init_args"]
+    assert sft_data["seq_len"] == base.max_seq_len
     for m in ("none", "linear", "ntk", "yarn"):
-        d = read_cli_yaml(arm_yaml(m))["data"]["init_args"]
-        assert "retrieval_max_len" not in d  # training documents up to the new length
-        assert d["retrieval_kinds"] == read_cli_yaml(PRETRAIN_YAML)["data"]["init_args"]["retrieval_kinds"]
+        cfg = read_cli_yaml(arm_yaml(m))
+        d = cfg["data"]["init_args"]
+        assert cfg["data"]["class_path"].endswith("extension_recipe.ExtensionDataModule")
+        # the base's tokenizer and retrieval documents, now up to the new length
+        for key in ("corpus", "tokenizer", "bpe_vocab_size", "separator", "retrieval_kinds", "retrieval_min_len",
+                    "retrieval_supervise"):
+            assert d[key] == base_data[key], (m, key)
+        assert sft_data["tokenizer"] == base_data["tokenizer"] and sft_data["bpe_vocab_size"] == base_data["bpe_vocab_size"]
         assert d["seq_len"] == model_config_from_yaml(arm_yaml(m)).max_seq_len == 8 * base.max_seq_len
-    # stage 2 of the pretraining starts from stage 1's checkpoint, same model
-    lookup = read_cli_yaml(LOOKUP_YAML)
-    assert model_config_from_yaml(LOOKUP_YAML).to_dict() == base.to_dict()
-    assert lookup["data"]["init_args"]["retrieval_fraction"] == 1.0
-    assert read_cli_yaml(PRETRAIN_YAML)["model"]["init_args"]["init_from"].endswith(
-        lookup["trainer"]["callbacks"][0]["init_args"]["filename"] + ".ckpt")
+        (stage,) = d["curriculum"]
+        assert stage["seq_len"] == d["seq_len"] and stage["steps"] == cfg["trainer"]["max_steps"]
+        assert cfg["model"]["init_args"]["init_from"].endswith(
+            read_cli_yaml(BASE_YAML)["trainer"]["callbacks"][0]["init_args"]["filename"] + ".ckpt")
 
 
 def test_rescale_keeps_weights_and_only_none_matches_the_base():
-    _, base = train(PRETRAIN_YAML, seed=0, steps=1, data_overrides={"batch_size": 1, "max_documents": 30},
-                    cache=False)
-    x = torch.randint(0, 256, (1, 64))
+    _, base, _ = train_base("smoke", seed=0)
+    x = torch.randint(0, 1000, (1, 64))
     base.eval()
     ref = base(x)
     for m in ("none", "linear", "ntk", "yarn"):
@@ -52,16 +55,20 @@ def test_rescale_keeps_weights_and_only_none_matches_the_base():
         assert same == (m == "none"), m
 
 
-def test_train_is_deterministic_for_a_seed():
-    kw = dict(steps=2, data_overrides={"batch_size": 1, "max_documents": 30}, cache=False)
-    _, a = train(PRETRAIN_YAML, seed=5, **kw)
-    _, b = train(PRETRAIN_YAML, seed=5, **kw)
+def test_arm_training_is_deterministic_for_a_seed():
+    key, base, _ = train_base("smoke", seed=0)
+    stage = [dict(steps=2, seq_len=2048, batch_size=2, retrieval_share=0.5)]
+    kw = dict(steps=2, init=(key, base.state_dict()), data_overrides={"max_documents": 60, "curriculum": stage},
+              cache=False)
+    _, a = train(arm_yaml("yarn"), seed=5, **kw)
+    _, b = train(arm_yaml("yarn"), seed=5, **kw)
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), base.state_dict().values()))
 
 
 def test_two_step_token_exercise():
-    cfg = read_cli_yaml(arm_yaml("yarn"))
-    steps = cfg["trainer"]["max_steps"]
+    (stage,) = read_cli_yaml(arm_yaml("yarn"))["data"]["init_args"]["curriculum"]
+    steps = stage["steps"]
     ratio = ((steps // 2) * 0.5 + (steps - steps // 2)) / steps  # half the tokens per step in the first half
     assert exercises.check_two_step_tokens(ratio, verbose=False).ok is True
     assert exercises.check_two_step_tokens(1.0, verbose=False).ok is False
