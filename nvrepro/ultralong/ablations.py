@@ -37,7 +37,8 @@ from nvrepro.core.training.yaml_fit import init_args_from_yaml, read_cli_yaml
 from nvrepro.ultralong.data import InstructionRows
 from nvrepro.ultralong.evaluate import greedy_predictor, score
 from nvrepro.ultralong.extension import (CONFIGS, PROFILES, arm_yaml, at_extended_length, data_overrides, evaluate,
-                                         plan, pretrain_base, short_docs, short_len, tokenizer, train)
+                                         arm_stage, plan, pretrain_base, short_docs, short_len, stretched,
+                                         tokenizer, train)
 from nvrepro.ultralong.figures import ABLATION_LABELS
 from nvrepro.core.tooling.claims import all_parts
 from nvrepro.core.tooling.intervals import paired_gain
@@ -75,12 +76,6 @@ def response_scores(model, examples: list[TaskExample]) -> list[SupervisedScores
     return [supervised_scores(model, teacher_forced_batches([e.prompt_ids], [e.answer_ids])) for e in examples]
 
 
-def _stage(yaml, steps: int, seq_len: int) -> list[dict]:
-    """The arm's one curriculum stage (``yaml``'s) with ``steps`` steps at ``seq_len`` tokens."""
-    (stage,) = read_cli_yaml(yaml)["data"]["init_args"]["curriculum"]
-    return [stage | {"steps": steps, "seq_len": seq_len}]
-
-
 def run(profile: str = "smoke", seed: int = 0, cache: bool | None = None, progress: bool = True) -> dict:
     """Train and evaluate the five arms (module docstring).
 
@@ -109,14 +104,13 @@ def run(profile: str = "smoke", seed: int = 0, cache: bool | None = None, progre
     key_sep, models["separator"] = arm()
     _, models["no_separator"] = arm({"separator": "none"})
     _, models["no_upsampling"] = arm({"upsample": False})
-    half, full = int(L0 * factor / 2), int(L0 * factor)
     first, second = max(1, steps // 2), max(1, steps - steps // 2)
+    half_model, half_data = stretched(yaml, factor / 2, first)
     key_half, mid = train(yaml, seed=seed, steps=first, init=init, cache=cache, progress=progress,
-                          model_overrides={"max_seq_len": half, "attention": {"rope_factor": factor / 2}},
-                          data_overrides=data | {"seq_len": half, "curriculum": _stage(yaml, first, half)})
+                          model_overrides=half_model, data_overrides=data | half_data)
     _, models["two_step"] = train(yaml, seed=seed, steps=second, init=(key_half, mid.state_dict()), cache=cache,
                                   progress=progress,
-                                  data_overrides=data | {"curriculum": _stage(yaml, second, full)})
+                                  data_overrides=data | {"curriculum": arm_stage(yaml, second, int(L0 * factor))})
     _, models["instruct"] = train(INSTRUCT_YAML, seed=seed, steps=p["extend_steps"],
                                   init=(key_sep, models["separator"].state_dict()), data_overrides=data,
                                   cache=cache, progress=progress)

@@ -24,15 +24,16 @@ from nvrepro.core.tooling.timing import num_threads
 from nvrepro.core.tooling.weight_cache import use_cache
 from nvrepro.ultralong.evaluate import greedy_predictor, loss_by_position, niah_grid, ruler_scores, short_context_loss
 from nvrepro.ultralong.base import base_report, train_base
+from nvrepro.core.training.yaml_fit import read_cli_yaml
 from nvrepro.ultralong.extension import (PROFILES, arm_yaml, at_extended_length, data_overrides, evaluate, plan,
-                                         rescale, short_docs, short_len, tokenizer, train)
+                                         rescale, short_docs, short_len, stretched, tokenizer, train)
 from nvrepro.core.tooling.claims import all_parts
 from nvrepro.core.tooling.intervals import paired_gain
 from nvrepro.ultralong.judging import lower, not_worse, part, probes_at_sL
 from nvrepro.core.tooling.report import table_text
 from nvrepro.ultralong.rope_scaling import METHOD_LABELS, METHODS
 
-__all__ = ["HEADLINE", "pooled_at_sL", "LATE_LOSS", "NEEDLE", "NEEDLE_MARGIN", "PROFILES", "RULER", "SHORT_LOSS", "SHORT_LOSS_TOLERANCE",
+__all__ = ["FURTHER", "HEADLINE", "pooled_at_sL", "LATE_LOSS", "NEEDLE", "NEEDLE_MARGIN", "PROFILES", "RULER", "SHORT_LOSS", "SHORT_LOSS_TOLERANCE",
            "run", "summary", "summary_text"]
 
 # "Much better than no scaling" at retrieving the passkey: by at least this much accuracy.
@@ -48,6 +49,15 @@ HEADLINE = ("yarn", "ntk", "none")
 def _train_arm(method: str, p: dict, seed: int, base_key: str, base, cache: bool, progress: bool):
     return train(arm_yaml(method), seed=seed, steps=p["extend_steps"], init=(base_key, base.state_dict()),
                  data_overrides=data_overrides(p), cache=cache, progress=progress)[1]
+
+
+def _further_arm(method: str, p: dict, seed: int, base_key: str, base, cache: bool, progress: bool):
+    yaml = arm_yaml(method)
+    steps = p["extend_steps"] or int(read_cli_yaml(yaml)["trainer"]["max_steps"])
+    model_overrides, data = stretched(yaml, p["further_factor"], steps)
+    return train(yaml, seed=seed, steps=p["extend_steps"], init=(base_key, base.state_dict()),
+                 model_overrides=model_overrides, data_overrides=data_overrides(p) | data, cache=cache,
+                 progress=progress)[1]
 
 
 def _counts_at_sL(evaluation: dict, seed: int) -> dict:
@@ -68,7 +78,9 @@ def run(profile: str = "smoke", seed: int = 0, methods=METHODS, cache: bool | No
     Returns ``{"short_len", "factor", "lengths", "seeds", "base": the first seed's base: its short-context
     loss (mean and per block), needle grid and RULER-style scores at ``L`` only, "methods": {method:
     {"eval", "short_loss_scaled", "loss_by_position_scaled": scaling alone}} (first seed), "headline":
-    {method: [per seed: probes answered and asked at s L]}, "base_run": {"profile", "seeds", "reports",
+    {method: [per seed: probes answered and asked at s L]}, "further": {"factor", "length", "headline": the
+    same counts for the headline methods extended to the profile's ``further_factor`` instead of ``s``
+    (first seed)}, "base_run": {"profile", "seeds", "reports",
     "curves"} (as :func:`nvrepro.ultralong.base.run`, for :data:`~nvrepro.ultralong.base.BASE`), "profile",
     "seed"}``.
     """
@@ -96,6 +108,12 @@ def run(profile: str = "smoke", seed: int = 0, methods=METHODS, cache: bool | No
                                           seed=1000 + s, tokenizer=tok, progress=False)
             out["base"] = {"short_loss": short["loss"], "short_loss_per_block": short["per_block"],
                            "niah_at_L": base_niah, "ruler_at_L": base_ruler}
+            out["further"] = {"factor": p["further_factor"], "length": int(p["further_factor"] * L0),
+                              "headline": {}}
+            for method in HEADLINE:  # one step beyond s: the same recipe at a larger scale and length
+                model = _further_arm(method, p, s, base_key, base, cache, progress)
+                evaluation = evaluate(model, profile, s, docs, tok, factors=[p["further_factor"]])
+                out["further"]["headline"][method] = [_counts_at_sL(evaluation, s)]
             for method in methods:
                 with num_threads(1):
                     scaled = rescale(base, method)
@@ -111,7 +129,7 @@ def run(profile: str = "smoke", seed: int = 0, methods=METHODS, cache: bool | No
                 evaluation = out["methods"][method]["eval"]
             else:
                 model = _train_arm(method, p, s, base_key, base, cache, progress)
-                evaluation = evaluate(model, profile, s, docs, tok, at_sL_only=True)
+                evaluation = evaluate(model, profile, s, docs, tok, factors=p["lengths_factor"][-1:])
             out["headline"][method].append(_counts_at_sL(evaluation, s))
     return out
 
@@ -240,6 +258,20 @@ def judge_short_loss(metrics: Mapping[str, Any]) -> Judgement:
                      evidence=dict(tolerance=SHORT_LOSS_TOLERANCE, blocks=len(base)))
 
 
+def judge_further(metrics: Mapping[str, Any]) -> Judgement:
+    """Passkey accuracy of the headline methods extended beyond ``s`` (``metrics["further"]``, the
+    first seed's probes at the larger length, every depth pooled, Wilson): "YaRN at least as well as
+    NTK-aware" is :func:`~nvrepro.core.tooling.claims.at_least`, "better than no scaling" is
+    :func:`~nvrepro.core.tooling.claims.better` (the intervals do not overlap)."""
+    f = metrics["further"]
+    yarn, ntk, none = (probes_at_sL(pooled_at_sL(f["headline"], m), "niah") for m in ("yarn", "ntk", "none"))
+    where = f"needle at {f['factor']:g}L"
+    return all_parts({
+        f"{where}: YaRN >= NTK": part(at_least(yarn, ntk), "at_least (Wilson)", yarn=yarn, ntk=ntk),
+        f"{where}: YaRN > none": part(better(yarn, none), "better (Wilson)", yarn=yarn, none=none),
+    }, evidence=dict(factor=f["factor"], length=f["length"]))
+
+
 NEEDLE = Claim(
     "niah_heatmaps",
     "After 8x extension and continued pretraining, YaRN retrieves the passkey at the extended length at least "
@@ -261,3 +293,8 @@ SHORT_LOSS = Claim(
     f"YaRN's short-context loss at L after extension and continued pretraining stays within "
     f"{SHORT_LOSS_TOLERANCE:.0%} of the base model's.",
     judge_short_loss)
+FURTHER = Claim(
+    "beyond_8x",
+    f"Extended {PROFILES['paper']['further_factor']}x instead of 8x with the same recipe, YaRN still retrieves the "
+    "passkey at the longer length at least as well as NTK-aware and better than no scaling (first seed).",
+    judge_further)

@@ -35,7 +35,8 @@ from nvrepro.core.tooling.profiles import profile_settings
 from nvrepro.core.tooling.validation import ConfigError
 from nvrepro.core.tooling.weight_cache import use_cache
 from nvrepro.core.training.arms import train_arm
-from nvrepro.core.training.yaml_fit import datamodule_from_yaml, init_args_from_yaml, module_from_yaml
+from nvrepro.core.lm.config import model_config_from_yaml
+from nvrepro.core.training.yaml_fit import datamodule_from_yaml, init_args_from_yaml, module_from_yaml, read_cli_yaml
 from nvrepro.ultralong.base import BASE_YAML, TRAINING_CODE as BASE_TRAINING_CODE, train_base
 from nvrepro.ultralong.evaluate import greedy_predictor, loss_by_position, niah_grid, ruler_scores, short_context_loss
 from nvrepro.ultralong.rope_scaling import METHODS
@@ -53,15 +54,16 @@ TRAINING_CODE = (*BASE_TRAINING_CODE, "nvrepro.ultralong.extension_recipe")
 # ``num_seeds``: training seeds of the headline comparison (YaRN, NTK-aware, none at s L), each with
 # its own base (the seed draws the base's corpus split, BPE and data order); the first seed also
 # gives the full grids of every method.
+# ``further_factor``: the scale of notebook 02's step beyond s (the headline methods, first seed).
 # RULER-style tasks: multikey only in the paper profile. The base answers 0 of 150 variable-tracking
 # and 0 of 150 common-words probes at L (three training seeds, issue 19), so at s L those tasks
 # could only add zeros to the pooled RULER-style share.
 PROFILES = {
     "smoke": dict(extend_steps=1, depths=[0.5], samples=1, lengths_factor=[1, 8], short_blocks=2, long_blocks=2,
-                  max_documents=200, ruler_tasks=["multikey"], num_seeds=1),
+                  max_documents=200, ruler_tasks=["multikey"], num_seeds=1, further_factor=16),
     "paper": dict(extend_steps=None, max_documents=None, depths=[0.0, 0.25, 0.5, 0.75, 1.0], samples=10,
                   lengths_factor=[1, 2, 4, 8], short_blocks=32, long_blocks=8, ruler_tasks=["multikey"],
-                  num_seeds=3),
+                  num_seeds=3, further_factor=16),
 }
 
 
@@ -130,19 +132,19 @@ def rescale(model: PatternLM, method: str) -> PatternLM:
     return module.model
 
 
-def evaluate(model: PatternLM, profile: str, seed: int = 0, docs=None, tok=None, at_sL_only: bool = False,
+def evaluate(model: PatternLM, profile: str, seed: int = 0, docs=None, tok=None, factors=None,
              progress: bool = False) -> dict:
     """Needle grid, RULER-style scores, short-context loss (mean and per block) and loss by
-    position in ``s L`` blocks of ``model`` (profile's grids), probes and text in the base's
+    position in the longest blocks of ``model`` (profile's grids), probes and text in the base's
     tokenizer ``tok`` (default: :func:`tokenizer` of ``seed``).
 
-    Lengths are ``k L`` for ``k`` in the profile's ``lengths_factor`` (only the last, ``s L``, with
-    ``at_sL_only``); evaluation uses a seed offset from training's so no probe was seen in training,
-    and every model evaluated with the same seed answers the same probes.
+    Lengths are ``k L`` for ``k`` in ``factors`` (default: the profile's ``lengths_factor``; the
+    headline scores ``[s]`` only); evaluation uses a seed offset from training's so no probe was
+    seen in training, and every model evaluated with the same seed answers the same probes.
     """
     p, L0 = plan(profile), short_len()
-    factors = p["lengths_factor"][-1:] if at_sL_only else p["lengths_factor"]
-    lengths = [k * L0 for k in factors]
+    factors = list(p["lengths_factor"] if factors is None else factors)
+    lengths = [int(k * L0) for k in factors]
     docs, sep = docs or short_docs(seed, p["max_documents"])
     tok = tok or tokenizer(seed, p["max_documents"])
     predict = greedy_predictor(model)
@@ -152,9 +154,25 @@ def evaluate(model: PatternLM, profile: str, seed: int = 0, docs=None, tok=None,
         ruler = ruler_scores(predict, lengths, p["ruler_tasks"], p["samples"] * len(p["depths"]), seed=1000 + seed,
                              tokenizer=tok, progress=progress)
         short = short_context_loss(model, docs, L0, sep, max_blocks=p["short_blocks"])
-        by_pos = loss_by_position(model, docs, L0 * p["lengths_factor"][-1], sep, max_blocks=p["long_blocks"])
+        by_pos = loss_by_position(model, docs, lengths[-1], sep, max_blocks=p["long_blocks"])
     return {"niah": niah, "ruler": ruler, "short_loss": short["loss"], "short_loss_per_block": short["per_block"],
             "loss_by_position": by_pos}
+
+
+def arm_stage(yaml: str | Path, steps: int, seq_len: int) -> list[dict]:
+    """The curriculum of the arm of ``yaml`` (one stage) with ``steps`` steps at ``seq_len`` tokens."""
+    (stage,) = read_cli_yaml(yaml)["data"]["init_args"]["curriculum"]
+    return [stage | {"steps": steps, "seq_len": seq_len}]
+
+
+def stretched(yaml: str | Path, factor: float, steps: int) -> tuple[dict, dict]:
+    """``(model_overrides, data_overrides)`` that train the arm of ``yaml`` at ``factor * L`` tokens
+    for ``steps`` steps: ``max_seq_len`` and the rows at that length, and the RoPE scale ``factor``
+    (the arm without scaling keeps its RoPE). Only the length and the scale change."""
+    n = int(round(factor * short_len()))
+    scaling = model_config_from_yaml(yaml).attention.rope_scaling
+    model = {"max_seq_len": n, "attention": {} if scaling == "none" else {"rope_factor": float(factor)}}
+    return model, {"seq_len": n, "curriculum": arm_stage(yaml, steps, n)}
 
 
 def at_extended_length(evaluation: dict) -> dict:

@@ -107,6 +107,35 @@ def _headline_panel(ax, result: dict) -> None:
            title=f"at {result['lengths'][-1]:,}: {seeds} seed(s) pooled\n(95% Wilson; dots: seeds)")
 
 
+def plot_beyond(result: dict):
+    """The headline methods on the first seed at ``s L`` and extended further (``result["further"]``):
+    passkey (left) and RULER-style (right) accuracy per method at both lengths, with 95% Wilson
+    intervals."""
+    from nvrepro.core.tooling.intervals import wilson
+
+    further = result["further"]
+    fig, axes = new_figure(1, 2)
+    settings = [(f"{result['factor']:g}x, {result['lengths'][-1]:,} tokens",
+                 {m: rows[0] for m, rows in result["headline"].items()}),
+                (f"{further['factor']:g}x, {further['length']:,} tokens",
+                 {m: rows[0] for m, rows in further["headline"].items()})]
+    for ax, (kind, title) in zip(axes, (("niah", "passkey"), ("ruler", "RULER-style"))):
+        for j, (label, rows) in enumerate(settings):
+            for i, (m, row) in enumerate(rows.items()):
+                est = wilson(row[f"{kind}_correct_at_sL"], row[f"{kind}_probes_at_sL"])
+                x = i + (j - 0.5) * 0.38
+                ax.bar(x, est.value, 0.36, color=_STYLE.get(m, {}).get("color", "C0"), alpha=0.45 + 0.45 * j,
+                       hatch="" if j else "//", label=label if i == 0 else None)
+                ax.errorbar(x, est.value, [[est.value - est.low], [est.high - est.value]], color="k", capsize=3)
+        names = list(settings[0][1])
+        ax.set_xticks(range(len(names)), [METHOD_LABELS.get(m, m) for m in names])
+        ax.set(ylim=(0, 1.05), ylabel="exact-match accuracy", title=f"{title} at the extended length")
+    axes[0].legend(fontsize=8, title="extended", title_fontsize=8)
+    fig.suptitle(f"One step further: the same recipe at {further['factor']:g}x (seed {result['seed']}; "
+                 "95% Wilson intervals)", fontsize=10)
+    return fig
+
+
 def _accuracy_vs_length_axes(result: dict, axes_titles) -> None:
     """Log-length x axis at the evaluated lengths, accuracy y axis, dotted line at the pretraining length."""
     for a, t in axes_titles:

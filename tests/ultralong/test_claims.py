@@ -119,6 +119,23 @@ def test_needle_claim_on_wilson_bounds():
     assert (estimate["low"], estimate["n"]) == (pytest.approx(wilson_bounds(10, 10)[0], abs=1e-9), 10)
 
 
+def test_further_claim_on_wilson_bounds():
+    from nvrepro.ultralong.context_extension import FURTHER
+
+    def further(yarn, ntk, none):
+        rows = {m: [{"seed": 0, "niah_correct_at_sL": k, "niah_probes_at_sL": 10, "ruler_correct_at_sL": 0,
+                     "ruler_probes_at_sL": 10}] for m, k in (("yarn", yarn), ("ntk", ntk), ("none", none))}
+        return {"further": {"factor": 16, "length": 4096, "headline": rows}}
+
+    # 10/10 (low 0.7225) >= NTK's 0.7 and above none's whole interval at 0/10 (high 0.2775)
+    assert FURTHER.judge(further(10, 7, 0)).held is True
+    # 8/10 vs 7/10: low 0.4902 < 0.7; vs none 3/10: 0.4902 < high 0.6032, the intervals overlap
+    assert wilson_bounds(8, 10)[0] < wilson_bounds(3, 10)[1]
+    judged = FURTHER.judge(further(8, 7, 3))
+    assert judged.held is False and all(p["held"] is False for p in judged.evidence["parts"].values())
+    assert list(judged.evidence["parts"]) == ["needle at 16L: YaRN >= NTK", "needle at 16L: YaRN > none"]
+
+
 def test_ruler_claim_on_wilson_bounds():
     # 6/6 (low 0.6097) vs NTK 3/6 (0.5) and none 0/6 (high 0.3903): both hold.
     assert wilson_bounds(6, 6)[0] > 0.5 and wilson_bounds(6, 6)[0] > wilson_bounds(0, 6)[1]
@@ -263,10 +280,13 @@ def test_summaries_carry_the_counts_the_claims_need():
 
 
 def test_claims_are_module_level_and_named_after_their_figures():
-    names = {c.name: c.claim_id for c in (ROPE_SCALING, NEEDLE, RULER, LATE_LOSS, SHORT_LOSS, ABLATIONS)}
+    from nvrepro.ultralong.context_extension import FURTHER
+
+    names = {c.name: c.claim_id for c in (ROPE_SCALING, NEEDLE, RULER, LATE_LOSS, SHORT_LOSS, ABLATIONS, FURTHER)}
     assert names == {"rope_scaling": "nvrepro.ultralong.rope_scaling:ROPE_SCALING",
                      "niah_heatmaps": "nvrepro.ultralong.context_extension:NEEDLE",
                      "ruler_vs_length": "nvrepro.ultralong.context_extension:RULER",
                      "loss_by_position": "nvrepro.ultralong.context_extension:LATE_LOSS",
                      "short_context_loss": "nvrepro.ultralong.context_extension:SHORT_LOSS",
-                     "ablations": "nvrepro.ultralong.ablations:ABLATIONS"}
+                     "ablations": "nvrepro.ultralong.ablations:ABLATIONS",
+                     "beyond_8x": "nvrepro.ultralong.context_extension:FURTHER"}

@@ -123,3 +123,25 @@ def test_smoke_experiments_never_touch_the_cache(monkeypatch):
     assert touched == []
     with pytest.raises(ValueError, match="only the paper profile"):
         context_extension.run("smoke", cache=True)
+
+
+def test_stretched_changes_only_length_and_scale():
+    from nvrepro.core.training.arms import merged_model_config
+    from nvrepro.ultralong.extension import stretched
+
+    for method in ("yarn", "ntk", "none"):
+        yaml = arm_yaml(method)
+        cfg = read_cli_yaml(yaml)
+        (stage,) = cfg["data"]["init_args"]["curriculum"]
+        # at the arm's own scale the overrides reproduce the YAML exactly
+        model, data = stretched(yaml, 8, stage["steps"])
+        assert merged_model_config(yaml, model) == cfg["model"]["init_args"]["model"]
+        assert data == {"seq_len": cfg["data"]["init_args"]["seq_len"], "curriculum": [stage]}
+        model, data = stretched(yaml, 16, 7)
+        merged, ref = merged_model_config(yaml, model), cfg["model"]["init_args"]["model"]
+        assert merged["max_seq_len"] == 16 * short_len() == data["seq_len"] == data["curriculum"][0]["seq_len"]
+        assert data["curriculum"][0]["steps"] == 7
+        scale = 1.0 if method == "none" else 16.0
+        assert merged["attention"] == ref["attention"] | {"rope_factor": scale}
+        assert {k: v for k, v in merged.items() if k not in ("max_seq_len", "attention")} == \
+            {k: v for k, v in ref.items() if k not in ("max_seq_len", "attention")}
