@@ -84,13 +84,16 @@ class ClusteredFedAvg(FedAvg):
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
-        check_clusters(self.num_clusters, len(list(grid.get_node_ids())))
         self.current_arrays = arrays
         config["assignment"] = self.assignment
         config["log-prior"] = [float(v) for v in np.log(self.prior)]
         config["temperature"] = float(self.temperature)
         config["min-responsibility"] = float(self.min_responsibility)
-        return super().configure_train(server_round, arrays, config, grid)
+        # FedAvg's sampling waits until min_available_nodes have connected; counting the nodes before
+        # it raced the simulation's start-up (0 nodes seen on a loaded machine).
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        check_clusters(self.num_clusters, len(list(grid.get_node_ids())))
+        return messages
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]):
         valid, _ = self._check_and_log_replies(replies, is_train=True)
