@@ -167,16 +167,16 @@ def judge_ablations(metrics: Mapping[str, Any]) -> Judgement:
 
     Losses, paired (every arm reads the same long blocks and the same instruction probes; rules in
     :mod:`nvrepro.ultralong.judging`): the separator arm's late-position loss at most the no-separator
-    arm's; the upsampled (recipe) arm's at most the not-upsampled arm's; one step's at most two steps'; after short-only SFT at most ``1 + SFT_LATE_LOSS_TOLERANCE``
-    times the separator arm's; and SFT lowers the response loss on held-out instructions (paired by
-    probe, see :func:`_per_mean_token`).
+    arm's; the upsampled (recipe) arm's at most the not-upsampled arm's; one step's at most two
+    steps'; after short-only SFT at most ``1 + SFT_LATE_LOSS_TOLERANCE`` times the separator arm's;
+    and SFT lowers the response loss on held-out instructions (paired by probe, see
+    :func:`_per_mean_token`).
 
     Accuracy at ``s L`` (Wilson, :func:`~nvrepro.core.tooling.claims.at_least`), only where some arm
     answers some probe at ``s L`` (with none, ``0 >= 0`` would "hold" without testing anything):
     separator at least no separator, upsampled at least not upsampled and one step at least two steps,
-    on the passkey and RULER-style
-    probes pooled; short-only SFT's passkey accuracy at least the separator arm's less
-    :data:`SFT_NEEDLE_TOLERANCE`.
+    on the passkey and RULER-style probes pooled; short-only SFT's passkey accuracy at least the
+    separator arm's less :data:`SFT_NEEDLE_TOLERANCE`.
     """
     s = metrics["summary"]
     sep, nosep, noup, two, sft = (s[arm] for arm in ARMS)
@@ -201,7 +201,8 @@ def judge_ablations(metrics: Mapping[str, Any]) -> Judgement:
     }
     retrieves = any(row["niah_correct_at_sL"] + row["ruler_correct_at_sL"] > 0 for row in s.values())
     if retrieves:
-        sep_all, nosep_all, noup_all, two_all = (probes_at_sL(row, "niah", "ruler") for row in (sep, nosep, noup, two))
+        sep_all, nosep_all, noup_all, two_all = (probes_at_sL(row, "niah", "ruler")
+                                                 for row in (sep, nosep, noup, two))
         sep_niah, sft_niah = probes_at_sL(sep, "niah"), probes_at_sL(sft, "niah")
         parts |= {
             "separator >= no separator (needle + RULER at sL)": part(

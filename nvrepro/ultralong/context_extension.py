@@ -33,8 +33,8 @@ from nvrepro.ultralong.judging import lower, not_worse, part, probes_at_sL
 from nvrepro.core.tooling.report import table_text
 from nvrepro.ultralong.rope_scaling import METHOD_LABELS, METHODS
 
-__all__ = ["FURTHER", "HEADLINE", "pooled_at_sL", "LATE_LOSS", "NEEDLE", "NEEDLE_MARGIN", "PROFILES", "RULER", "SHORT_LOSS", "SHORT_LOSS_TOLERANCE",
-           "run", "summary", "summary_text"]
+__all__ = ["FURTHER", "HEADLINE", "LATE_LOSS", "NEEDLE", "NEEDLE_MARGIN", "PROFILES", "RULER", "SHORT_LOSS",
+           "SHORT_LOSS_TOLERANCE", "headline_text", "pooled_at_sL", "run", "summary", "summary_text"]
 
 # "Much better than no scaling" at retrieving the passkey: by at least this much accuracy.
 NEEDLE_MARGIN = 0.25
@@ -191,7 +191,8 @@ def pooled_at_sL(headline: Mapping[str, Any], method: str) -> dict:
 
 
 def _per_seed(headline: Mapping[str, Any], kind: str) -> dict:
-    return {m: [f"{r[f'{kind}_correct_at_sL']}/{r[f'{kind}_probes_at_sL']}" for r in rows] for m, rows in headline.items()}
+    return {m: [f"{r[f'{kind}_correct_at_sL']}/{r[f'{kind}_probes_at_sL']}" for r in rows]
+            for m, rows in headline.items()}
 
 
 def judge_needle(metrics: Mapping[str, Any]) -> Judgement:
@@ -253,8 +254,9 @@ def judge_short_loss(metrics: Mapping[str, Any]) -> Judgement:
     base = metrics["base_short_loss_per_block"]
     gain = paired_gain(s["yarn"]["short_loss_per_block"], base, factor=1 + SHORT_LOSS_TOLERANCE)
     name = f"short loss: YaRN within {SHORT_LOSS_TOLERANCE:.0%} of the base"
-    return all_parts({name: part(not_worse(gain), f"{1 + SHORT_LOSS_TOLERANCE:g} x base - YaRN, paired bootstrap, low >= 0",
-                                 headroom=gain, yarn=s["yarn"]["short_loss"], base=sum(base) / len(base))},
+    rule = f"{1 + SHORT_LOSS_TOLERANCE:g} x base - YaRN, paired bootstrap, low >= 0"
+    return all_parts({name: part(not_worse(gain), rule, headroom=gain, yarn=s["yarn"]["short_loss"],
+                                 base=sum(base) / len(base))},
                      evidence=dict(tolerance=SHORT_LOSS_TOLERANCE, blocks=len(base)))
 
 

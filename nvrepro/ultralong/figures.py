@@ -187,7 +187,8 @@ def plot_short_loss(result: dict):
 # --- notebook 03: ablations ------------------------------------------------------------------
 
 ABLATION_LABELS = {"separator": "separator (recipe)", "no_separator": "no separator",
-                   "no_upsampling": "no length upsampling", "two_step": "two-step extension", "instruct": "+ short-only SFT"}
+                   "no_upsampling": "no length upsampling", "two_step": "two-step extension",
+                   "instruct": "+ short-only SFT"}
 
 
 def plot_ablations(result: dict):
