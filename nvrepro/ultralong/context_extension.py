@@ -29,7 +29,7 @@ from nvrepro.ultralong.extension import (PROFILES, arm_yaml, at_extended_length,
                                          rescale, short_docs, short_len, stretched, tokenizer, train)
 from nvrepro.core.tooling.claims import all_parts
 from nvrepro.core.tooling.intervals import paired_gain
-from nvrepro.ultralong.judging import lower, not_worse, part, probes_at_sL
+from nvrepro.ultralong.judging import lower, not_worse, part, pooled_at_sL, probes_at_sL
 from nvrepro.core.tooling.report import table_text
 from nvrepro.ultralong.rope_scaling import METHOD_LABELS, METHODS
 
@@ -181,14 +181,6 @@ def headline_text(result: dict) -> str:
 
 
 # --- claims ----------------------------------------------------------------------------------------
-
-def pooled_at_sL(headline: Mapping[str, Any], method: str) -> dict:
-    """The probes of ``method`` answered and asked at ``s L``, summed over the seeds of ``headline``
-    (``run(...)["headline"]``), in the keys :func:`~nvrepro.ultralong.judging.probes_at_sL` reads."""
-    rows = headline[method]
-    return {k: sum(r[k] for r in rows) for k in ("niah_correct_at_sL", "niah_probes_at_sL", "ruler_correct_at_sL",
-                                                 "ruler_probes_at_sL")}
-
 
 def _per_seed(headline: Mapping[str, Any], kind: str) -> dict:
     return {m: [f"{r[f'{kind}_correct_at_sL']}/{r[f'{kind}_probes_at_sL']}" for r in rows]

@@ -287,7 +287,8 @@ def check_upsampling(prediction: bool | None, result: dict, *, verbose: bool = T
                       verbose)
     if not isinstance(prediction, bool):
         return report(Check(False, f"prediction: expected True or False, got {prediction!r}."), verbose)
-    recipe, other = at_extended_length(result["arms"]["separator"]), at_extended_length(result["arms"]["no_upsampling"])
+    recipe = at_extended_length(result["arms"]["separator"])
+    other = at_extended_length(result["arms"]["no_upsampling"])
     r_est, o_est = probes_at_sL(recipe, "niah"), probes_at_sL(other, "niah")
     loss = paired_gain(recipe["late_loss_per_block"], other["late_loss_per_block"])
     loss_text = ("late-position loss, not upsampled minus upsampled (paired over blocks): "

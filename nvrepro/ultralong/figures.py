@@ -92,11 +92,11 @@ def plot_niah_heatmaps(result: dict):
 def _headline_panel(ax, result: dict) -> None:
     """Passkey accuracy at ``s L`` per headline method: a bar at the share pooled over the seeds
     with its 95% Wilson interval, a dot per seed."""
-    from nvrepro.core.tooling.intervals import wilson
+    from nvrepro.ultralong.judging import pooled_at_sL, probes_at_sL
 
     rows_by_method = result["headline"]
     for i, (m, rows) in enumerate(rows_by_method.items()):
-        est = wilson(sum(r["niah_correct_at_sL"] for r in rows), sum(r["niah_probes_at_sL"] for r in rows))
+        est = probes_at_sL(pooled_at_sL(rows_by_method, m), "niah")
         ax.bar(i, est.value, 0.6, color=_STYLE.get(m, {}).get("color", "C0"), alpha=0.6)
         ax.errorbar(i, est.value, [[est.value - est.low], [est.high - est.value]], color="k", capsize=3)
         ax.scatter([i] * len(rows), [r["niah_correct_at_sL"] / r["niah_probes_at_sL"] for r in rows],
@@ -111,7 +111,7 @@ def plot_beyond(result: dict):
     """The headline methods on the first seed at ``s L`` and extended further (``result["further"]``):
     passkey (left) and RULER-style (right) accuracy per method at both lengths, with 95% Wilson
     intervals."""
-    from nvrepro.core.tooling.intervals import wilson
+    from nvrepro.ultralong.judging import probes_at_sL
 
     further = result["further"]
     fig, axes = new_figure(1, 2)
@@ -122,7 +122,7 @@ def plot_beyond(result: dict):
     for ax, (kind, title) in zip(axes, (("niah", "passkey"), ("ruler", "RULER-style"))):
         for j, (label, rows) in enumerate(settings):
             for i, (m, row) in enumerate(rows.items()):
-                est = wilson(row[f"{kind}_correct_at_sL"], row[f"{kind}_probes_at_sL"])
+                est = probes_at_sL(row, kind)
                 x = i + (j - 0.5) * 0.38
                 ax.bar(x, est.value, 0.36, color=_STYLE.get(m, {}).get("color", "C0"), alpha=0.45 + 0.45 * j,
                        hatch="" if j else "//", label=label if i == 0 else None)

@@ -8,7 +8,8 @@ estimates it was decided on; core's :func:`~nvrepro.core.tooling.claims.all_part
 :class:`~nvrepro.core.tooling.claims.Judgement` whose evidence the sidecar records.
 
 * **Accuracy at ``s L``**: the probes of every depth (passkey) or every task (RULER-style) at the
-  extended length, pooled into one proportion with Wilson's interval (:func:`probes_at_sL`). A
+  extended length, pooled into one proportion with Wilson's interval (:func:`probes_at_sL`); over
+  the training seeds too for notebook 02's headline (:func:`pooled_at_sL`). A
   heatmap cell holds only ``samples`` probes (2 in the paper profile), far too few for an
   interval of its own.
 * **Losses of two models on the same text** (the same packed blocks, the same instruction probes)
@@ -32,6 +33,15 @@ def probes_at_sL(row: Mapping[str, Any], *kinds: str) -> Estimate:
     """Share of the probes of ``kinds`` (``"niah"``, ``"ruler"``) answered at ``s L``, pooled, with
     Wilson's interval, from a summary row's ``<kind>_correct_at_sL`` / ``<kind>_probes_at_sL``."""
     return wilson(sum(row[f"{k}_correct_at_sL"] for k in kinds), sum(row[f"{k}_probes_at_sL"] for k in kinds))
+
+
+def pooled_at_sL(headline: Mapping[str, Any], method: str) -> dict:
+    """The probes of ``method`` answered and asked at ``s L``, summed over the seeds of ``headline``
+    (``{method: [per seed: counts]}``, :func:`nvrepro.ultralong.context_extension.run`), in the keys
+    :func:`probes_at_sL` reads."""
+    rows = headline[method]
+    return {k: sum(r[k] for r in rows) for k in ("niah_correct_at_sL", "niah_probes_at_sL", "ruler_correct_at_sL",
+                                                 "ruler_probes_at_sL")}
 
 
 def not_worse(gain: Estimate | None) -> bool | None:
