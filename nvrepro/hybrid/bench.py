@@ -44,7 +44,7 @@ import torch
 
 from nvrepro.core.lm.config import ModelConfig, model_config_from_yaml
 from nvrepro.hybrid.decode_cost import build_pair, time_decode
-from nvrepro.core.lm.decoding import compile_available
+from nvrepro.core.tooling.compiling import compile_available
 from nvrepro.core.lm.layers.mamba2 import Mamba2Mixer
 from nvrepro.core.lm.layers.ssd import ssd_chunked, ssd_naive
 from nvrepro.core.tooling.paths import CONFIGS_DIR

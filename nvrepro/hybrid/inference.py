@@ -43,7 +43,7 @@ from typing import Mapping
 from tqdm.auto import tqdm
 
 from nvrepro.core.lm.config import ModelConfig, model_config_from_yaml
-from nvrepro.core.lm.decoding import compile_available
+from nvrepro.core.tooling.compiling import compile_available
 from nvrepro.core.lm.info import DTYPE_BYTES, count_parameters, human_bytes, kv_cache_bytes, ssm_state_bytes
 from nvrepro.core.tooling.claims import ALPHA, Claim, Judgement, all_parts, exact, exceeds, faster, not_applicable
 from nvrepro.core.tooling.paper_facts import paper_value

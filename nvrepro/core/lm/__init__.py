@@ -6,6 +6,8 @@
 * :mod:`~nvrepro.core.lm.model`: :class:`PatternLM` (any pattern: hybrid, pure Transformer, pure
   Mamba-2) with its per-layer caches;
 * :mod:`~nvrepro.core.lm.decoding`: the fixed-shape (optionally compiled) one-token decode step;
+* :mod:`~nvrepro.core.lm.static_decoding`: decode steps with every shape fixed, replayed as one
+  CUDA graph per token on a GPU (what ``PatternLM.generate`` uses there);
 * :mod:`~nvrepro.core.lm.info`: parameter counts and cache bytes on the meta device;
 * :mod:`~nvrepro.core.lm.hf`: export to / import from transformers' NemotronH.
 

@@ -26,7 +26,6 @@ the compiled one agrees to float rounding. Both update ``cache`` like the model'
 
 from __future__ import annotations
 
-import functools
 import types
 import warnings
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from torch import Tensor
 
 from nvrepro.core.lm.layers.mamba2 import Mamba2State
 from nvrepro.core.lm.model import PatternLM, LMCache
+from nvrepro.core.tooling.compiling import compile_available
 
 
 @dataclass(frozen=True)
@@ -65,20 +65,6 @@ def split_segments(pattern: str) -> list[Segment]:
             blocks.append(i)
     segments.append(Segment(start, tuple(blocks), None))
     return segments
-
-
-@functools.cache
-def compile_available() -> tuple[bool, str]:
-    """Whether ``torch.compile`` works here (on CPU it needs a C++ compiler), and why not.
-
-    Tried once per process on a two-op function; ``(True, "")`` or ``(False, reason)``.
-    """
-    try:
-        fn = torch.compile(lambda x: torch.relu(x) * 2, fullgraph=True, dynamic=False)
-        fn(torch.ones(2))
-    except Exception as err:  # any backend failure means: fall back to eager steps
-        return False, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-    return True, ""
 
 
 def _own_code(fn, name: str):

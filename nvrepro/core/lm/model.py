@@ -21,6 +21,7 @@ from torch import nn
 from nvrepro.core.lm.config import ModelConfig
 from nvrepro.core.lm.layers.kinds import layer_kind
 from nvrepro.core.lm.layers.norms import RMSNorm
+from nvrepro.core.lm.static_decoding import KINDS as STATIC_KINDS, MIN_NEW_TOKENS, StaticDecoder
 
 
 @dataclass
@@ -130,11 +131,20 @@ class PatternLM(nn.Module):
             cache.length = total
         return self.lm_head(self.norm_f(x))
 
+    def static_decoding_default(self, context=None, extra_inputs: dict | None = None, new_tokens: int = 0) -> bool:
+        """Whether :meth:`generate` decodes through a :class:`StaticDecoder` by default: on CUDA,
+        for patterns of the kinds it knows, without cross-attention context or extra prefill
+        inputs, for at least ``MIN_NEW_TOKENS`` new tokens (fewer: capturing the graph costs more
+        than it saves), and only where ``forward`` is this class's own (a subclass's forward may
+        compute more than the layers). On a CPU never: the cached eager steps stay the default."""
+        return (self.embed.weight.is_cuda and set(self.cfg.pattern) <= STATIC_KINDS and context is None
+                and not extra_inputs and new_tokens >= MIN_NEW_TOKENS and type(self).forward is PatternLM.forward)
+
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
                  top_k: int | None = None, seed: int | None = None,
                  eos_id: int | None = None, context: torch.Tensor | None = None, suppress: tuple[int, ...] = (),
-                 **prefill_inputs) -> torch.Tensor:
+                 static: bool | None = None, **prefill_inputs) -> torch.Tensor:
         """Prefill the prompt, then decode one token at a time through the caches.
 
         ``temperature == 0`` is greedy; otherwise sample from ``softmax(logits / T)``, optionally
@@ -143,21 +153,39 @@ class PatternLM(nn.Module):
         ``prefill_inputs`` only to the prefill (a subclass's extra inputs, e.g. a VLM's images).
         ``suppress``: token ids never emitted (e.g. a VLM's image placeholder, which only images fill).
         Returns ``(b, l + new)`` token ids (stops early only if every row emitted ``eos_id``).
+
+        ``static``: decode through a :class:`~nvrepro.core.lm.static_decoding.StaticDecoder`
+        (fixed-shape steps, one CUDA graph replay per token on a GPU). Default: on CUDA where it
+        applies (:func:`~nvrepro.core.lm.static_decoding.use_static_decoding`), never on a CPU.
+        Both give the same tokens up to float rounding.
         """
         if max_new_tokens < 0:
             raise ValueError(f"max_new_tokens: must be >= 0, got {max_new_tokens}")
         if temperature < 0:
             raise ValueError(f"temperature: must be >= 0, got {temperature}")
         b, l = input_ids.shape
-        cache = self.allocate_cache(b, l + max_new_tokens)
+        if static is None:
+            static = self.static_decoding_default(context, prefill_inputs, max_new_tokens)
+        if static and (context is not None or prefill_inputs):
+            raise ValueError("static: static decoding takes token ids only (no context or extra prefill inputs)")
+        static = static and max_new_tokens > 0
         generator = None
         if temperature > 0:
             generator = torch.Generator(device=input_ids.device)
             generator.manual_seed(0 if seed is None else seed)
-        logits = self(input_ids, cache, context=context, **prefill_inputs)[:, -1]
+        if static:
+            decoder = StaticDecoder(self, b, l + max_new_tokens)
+            logits = decoder.prefill(input_ids)
+            step = decoder.step
+        else:
+            cache = self.allocate_cache(b, l + max_new_tokens)
+            logits = self(input_ids, cache, context=context, **prefill_inputs)[:, -1]
+
+            def step(ids):
+                return self(ids[:, None], cache, context=context)[:, -1]
         out = [input_ids]
         done = torch.zeros(b, dtype=torch.bool, device=input_ids.device)
-        for step in range(max_new_tokens):
+        for n in range(max_new_tokens):
             if suppress:
                 logits = logits.index_fill(-1, torch.tensor(suppress, device=logits.device), float("-inf"))
             next_id = _pick(logits, temperature, top_k, generator)
@@ -166,8 +194,8 @@ class PatternLM(nn.Module):
                 done |= next_id == eos_id
                 if bool(done.all()):
                     break
-            if step + 1 < max_new_tokens:
-                logits = self(next_id[:, None], cache, context=context)[:, -1]
+            if n + 1 < max_new_tokens:
+                logits = step(next_id)
         return torch.cat(out, dim=1)
 
 

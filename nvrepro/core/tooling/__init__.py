@@ -12,5 +12,6 @@ gallery and the figure writer load fast and work where training cannot.
 * :mod:`~nvrepro.core.tooling.runner`: ``nvrepro reproduce``, the papermill runner;
 * :mod:`~nvrepro.core.tooling.weight_cache`: paper-profile trained-weight cache keyed by code version;
 * :mod:`~nvrepro.core.tooling.verdicts`: the exercise checkers' verdict type;
-* :mod:`~nvrepro.core.tooling.timing`: side-by-side wall-clock measurements for benchmarks.
+* :mod:`~nvrepro.core.tooling.timing`: side-by-side wall-clock measurements for benchmarks;
+* :mod:`~nvrepro.core.tooling.compiling`: whether ``torch.compile`` works here (else eager code).
 """
