@@ -4,6 +4,7 @@
     nvrepro reproduce [--profile smoke|paper] [--only TRACK]
     nvrepro info --config FILE [--context N] [--batch B]
     nvrepro bench [--only ssd|mixer|decode|retrieval]
+    nvrepro gpu-check [--only decode|train|ssd] [--json FILE] [--tiny]
     nvrepro export-hf --config FILE --out DIR  /  nvrepro import-hf --hf DIR --out FILE
     nvrepro status [--write-readme]
     nvrepro build-db --config configs/retro/toy_db.yaml
@@ -22,6 +23,7 @@ SUBCOMMANDS = {
     "reproduce": "nvrepro.core.tooling.runner",
     "info": "nvrepro.core.lm.info",
     "bench": "nvrepro.hybrid.bench",
+    "gpu-check": "nvrepro.hybrid.gpu_check",
     "export-hf": "nvrepro.core.training.hf_commands:export_main",
     "import-hf": "nvrepro.core.training.hf_commands:import_main",
     "status": "nvrepro.core.tooling.gallery",
@@ -30,12 +32,13 @@ SUBCOMMANDS = {
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
-USAGE = """usage: nvrepro {fit,validate,test,predict,reproduce,info,bench,export-hf,import-hf,status,build-db,trust} ...
+USAGE = """usage: nvrepro {fit,validate,test,predict,reproduce,info,bench,gpu-check,export-hf,import-hf,status,build-db,trust} ...
 
   fit|validate|test|predict  LightningCLI: --config YAML [--config OVERLAY] [--print_config]
   reproduce                  execute the notebooks with papermill, regenerate figures/
   info                       parameter counts and cache memory of a config (meta device)
   bench                      speed ratios measured side by side (SSD, Mamba-2 mixer, decode, retrieval)
+  gpu-check                  one GPU, under 8 minutes: decode vs the bandwidth floor, FP8 vs BF16, SSD kernels
   export-hf                  write a hybrid model as a transformers NemotronH directory
   import-hf                  read a transformers NemotronH directory back into nvrepro
   status                     the figure gallery and which claims held (from figures/*.json)
