@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from nvrepro.core.tooling.figures import new_figure
+from nvrepro.core.tooling.figures import interval_lengths, new_figure
 
 STAGE_COLORS = {"caption": "#9e9e9e", "sft": "#1565c0", "rl": "#2e7d32"}
 # Cosmos-Reason1-8B on the intuitive-physics benchmark, average of the three tasks (the paper's intuitive-physics table): the base VLM,
@@ -50,7 +50,7 @@ def plot_accuracy(metrics: Mapping[str, Any]):
         estimates = [exp.accuracy(metrics, stage, t) for t in tasks] + [exp.accuracy(metrics, stage)]
         xs = np.arange(len(tasks) + 1) + (k - 1) * width
         ax.bar(xs, [e.value for e in estimates], width,
-               yerr=[[e.value - e.low for e in estimates], [e.high - e.value for e in estimates]],
+               yerr=interval_lengths(estimates),
                color=STAGE_COLORS[stage], capsize=2, label=exp.STAGE_LABELS[stage])
     for i, t in enumerate(tasks):
         ax.plot([i - 1.6 * width, i + 1.6 * width], [metrics["chance"][t]] * 2, "k--", lw=1)
@@ -80,7 +80,7 @@ def plot_format(metrics: Mapping[str, Any]):
     fig, ax = new_figure()
     estimates = [exp.format_rate(metrics, s) for s in exp.STAGES]
     ax.bar(range(len(estimates)), [e.value for e in estimates],
-           yerr=[[e.value - e.low for e in estimates], [e.high - e.value for e in estimates]],
+           yerr=interval_lengths(estimates),
            color=[STAGE_COLORS[s] for s in exp.STAGES], capsize=3)
     for i, e in enumerate(estimates):
         ax.text(i, e.value + 0.03, f"{e.value:.2f}", ha="center", fontsize=8)

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from nvrepro.core.tooling.figures import new_figure
+from nvrepro.core.tooling.figures import interval_lengths, new_figure
 from nvrepro.core.vision.tiling import Tiles
 
 ARM_COLORS = {"low_res": "#9e9e9e", "none": "#64b5f6", "1d": "#1565c0", "2d_grid": "#ef6c00", "2d_bbox": "#c62828"}
@@ -41,8 +41,7 @@ def show_tiles(tiles: Tiles, tags: list[str] | None = None, title: str = ""):
 
 def _bar(ax, names, estimates, colors, labels, ylabel):
     values = [e.value for e in estimates]
-    err = [[e.value - e.low for e in estimates], [e.high - e.value for e in estimates]]
-    ax.bar(range(len(names)), values, yerr=err, color=[colors[n] for n in names], capsize=3)
+    ax.bar(range(len(names)), values, yerr=interval_lengths(estimates), color=[colors[n] for n in names], capsize=3)
     ax.set_xticks(range(len(names)), [labels[n] for n in names], rotation=20, ha="right", fontsize=7)
     ax.set_ylabel(ylabel)
 

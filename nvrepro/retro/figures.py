@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from nvrepro.core.tooling.claims import finite
-from nvrepro.core.tooling.figures import new_figure
+from nvrepro.core.tooling.figures import bars_with_intervals, interval_lengths, new_figure
 from nvrepro.core.tooling.intervals import bootstrap_mean
 
 _ARM = {"gpt": dict(color="C7", marker="s", label="GPT"), "retro": dict(color="C3", marker="o", label="Retro")}
@@ -52,7 +52,7 @@ def plot_study_perplexity(result: dict):
     for arm in ("gpt", "retro"):
         est = [bootstrap_mean(per_document_loss(result["widths"][w][arm])) for w in widths]
         ax_loss.errorbar([int(w) for w in widths], [e.value for e in est],
-                         yerr=[[e.value - e.low for e in est], [e.high - e.value for e in est]], capsize=3, **_ARM[arm])
+                         yerr=interval_lengths(est), capsize=3, **_ARM[arm])
     ax_loss.set(xlabel="d_model", ylabel="held-out loss (nats / byte)", title="GPT vs Retro, same tokens",
                 xticks=[int(w) for w in widths])
     ax_loss.legend(frameon=False)
@@ -121,8 +121,7 @@ def plot_qa_exact_match(result: dict, claim_name: str):
         values = result["em"][arm]
         est = wilson(int(round(sum(values))), len(values))
         color = ("C3" if arm == compared[0] else "C0") if arm in compared else "0.75"
-        ax.bar(i, est.value, color=color)
-        ax.errorbar(i, est.value, yerr=[[est.value - est.low], [est.high - est.value]], color="k", capsize=4)
+        bars_with_intervals(ax, [i], [est], 0.8, capsize=4, color=color)
     ax.set_xticks(range(len(arms)), [ARMS[a].replace(" (", "\n(") for a in arms], fontsize=7)
     ax.set(ylabel="exact match on test questions", ylim=(0, 1),
            title=f"{len(result['questions'])} questions about unseen people")

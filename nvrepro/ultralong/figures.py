@@ -7,7 +7,7 @@ module's claim."""
 from __future__ import annotations
 
 
-from nvrepro.core.tooling.figures import new_figure
+from nvrepro.core.tooling.figures import bars_with_intervals, interval_lengths, new_figure
 from nvrepro.ultralong.rope_scaling import METHOD_LABELS, rope_scaling_table
 
 _STYLE = {"none": dict(color="C7", ls="--"), "linear": dict(color="C0"), "ntk": dict(color="C1"),
@@ -97,8 +97,7 @@ def _headline_panel(ax, result: dict) -> None:
     rows_by_method = result["headline"]
     for i, (m, rows) in enumerate(rows_by_method.items()):
         est = probes_at_sL(pooled_at_sL(rows_by_method, m), "niah")
-        ax.bar(i, est.value, 0.6, color=_STYLE.get(m, {}).get("color", "C0"), alpha=0.6)
-        ax.errorbar(i, est.value, [[est.value - est.low], [est.high - est.value]], color="k", capsize=3)
+        bars_with_intervals(ax, [i], [est], 0.6, color=_STYLE.get(m, {}).get("color", "C0"), alpha=0.6)
         ax.scatter([i] * len(rows), [r["niah_correct_at_sL"] / r["niah_probes_at_sL"] for r in rows],
                    color="k", s=12, zorder=3)
     ax.set_xticks(range(len(rows_by_method)), [METHOD_LABELS.get(m, m) for m in rows_by_method], rotation=30)
@@ -124,9 +123,8 @@ def plot_beyond(result: dict):
             for i, (m, row) in enumerate(rows.items()):
                 est = probes_at_sL(row, kind)
                 x = i + (j - 0.5) * 0.38
-                ax.bar(x, est.value, 0.36, color=_STYLE.get(m, {}).get("color", "C0"), alpha=0.45 + 0.45 * j,
-                       hatch="" if j else "//", label=label if i == 0 else None)
-                ax.errorbar(x, est.value, [[est.value - est.low], [est.high - est.value]], color="k", capsize=3)
+                bars_with_intervals(ax, [x], [est], 0.36, color=_STYLE.get(m, {}).get("color", "C0"),
+                                    alpha=0.45 + 0.45 * j, hatch="" if j else "//", label=label if i == 0 else None)
         names = list(settings[0][1])
         ax.set_xticks(range(len(names)), [METHOD_LABELS.get(m, m) for m in names])
         ax.set(ylim=(0, 1.05), ylabel="exact-match accuracy", title=f"{title} at the extended length")
@@ -237,8 +235,7 @@ def plot_niah_cell(view: dict):
     color = _STYLE.get(view["method"], {}).get("color", "C0")
     depths = view["depths"]
     acc = [e.value for e in view["passkey"]]
-    err = [[e.value - e.low for e in view["passkey"]], [e.high - e.value for e in view["passkey"]]]
-    ax.errorbar(depths, acc, yerr=err, marker="o", ls="none", capsize=4, color=color, label="per depth")
+    ax.errorbar(depths, acc, yerr=interval_lengths(view["passkey"]), marker="o", ls="none", capsize=4, color=color, label="per depth")
     pooled = view["passkey_pooled"]
     ax.axhspan(pooled.low, pooled.high, color=color, alpha=0.15, label="all depths pooled")
     ax.axhline(pooled.value, color=color, lw=1, ls="--")
@@ -250,9 +247,7 @@ def plot_niah_cell(view: dict):
     tasks = list(view["ruler"])
     est = [view["ruler"][t] for t in tasks]
     x = list(range(len(tasks)))
-    ax_r.bar(x, [e.value for e in est], 0.6, color=color, alpha=0.6)
-    ax_r.errorbar(x, [e.value for e in est], yerr=[[e.value - e.low for e in est], [e.high - e.value for e in est]],
-                  ls="none", capsize=4, color="k")
+    bars_with_intervals(ax_r, x, est, 0.6, capsize=4, color=color, alpha=0.6)
     ax_r.set_xticks(x, [t.replace("_", " ") for t in tasks])
     r = view["ruler_pooled"]
     ax_r.set(ylabel="exact-match accuracy", ylim=(-0.05, 1.05),
@@ -298,8 +293,7 @@ def plot_base(result: dict):
         if est is None:
             ax_r.text(i, 0.05, "does not fit", rotation=90, ha="center", fontsize=7)
             continue
-        ax_r.bar(i, est.value, 0.6, color="C2" if task == "passkey" else "C1")
-        ax_r.errorbar(i, est.value, [[est.value - est.low], [est.high - est.value]], color="k", capsize=3)
+        bars_with_intervals(ax_r, [i], [est], 0.6, color="C2" if task == "passkey" else "C1")
     ax_r.axhline(PASSKEY_BAR, color="C2", ls=":", lw=1, label=f"passkey bar {PASSKEY_BAR:g}")
     ax_r.axhline(RULER_BAR, color="C1", ls=":", lw=1, label=f"RULER-style bar {RULER_BAR:g}")
     ax_r.set_xticks(range(len(tasks)), [t.replace("_", "\n") for t in tasks], fontsize=7)

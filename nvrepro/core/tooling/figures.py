@@ -146,6 +146,22 @@ def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
     return {"commit": commit.strip(), "dirty": None if changes is None else bool(changes.strip())}
 
 
+def interval_lengths(estimates, scale: float = 1.0) -> list[list[float]]:
+    """``[[value - low, ...], [high - value, ...]]`` (times ``scale``) of interval estimates (anything
+    with ``value``, ``low`` and ``high``, e.g. :class:`~nvrepro.core.tooling.intervals.Estimate`):
+    the asymmetric ``yerr`` / ``xerr`` that ``ax.errorbar`` wants."""
+    return [[scale * (e.value - e.low) for e in estimates], [scale * (e.high - e.value) for e in estimates]]
+
+
+def bars_with_intervals(ax, xs, estimates, width: float = 0.6, *, capsize: float = 3, **bar_style) -> None:
+    """A bar at each estimate's value, its interval drawn over it as a black error bar.
+    ``bar_style`` goes to ``ax.bar`` (``color``: one colour or one per bar, ``alpha``, ``label``...)."""
+    xs, estimates = list(xs), list(estimates)
+    values = [e.value for e in estimates]
+    ax.bar(xs, values, width, **bar_style)
+    ax.errorbar(xs, values, interval_lengths(estimates), ls="none", color="k", capsize=capsize)
+
+
 def mean_error_bar(values) -> tuple[float, float, float]:
     """``(mean, mean - low, high - mean)`` of ``values`` with a 95% bootstrap interval, the form
     ``ax.errorbar(yerr=...)`` wants; zero-length bars for fewer than two values."""

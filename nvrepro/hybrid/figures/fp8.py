@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from nvrepro.core.tooling.figures import new_figure
+from nvrepro.core.tooling.figures import interval_lengths, new_figure
 
 
 _FP8_ARMS = {"bf16": ("BF16 (baseline)", "k"), "fp8_recipe": ("FP8, paper recipe (ends in BF16)", "C0"),
@@ -54,7 +54,7 @@ def plot_fp8_loss_gap(result: dict, curves: dict, gaps: dict, table: dict, paper
         color = _FP8_ARMS.get(arm, (arm, None))[1]
         g = row["gap"]
         ax_h.plot([i] * len(row["per_seed"]), [100 * v for v in row["per_seed"]], "o", color=color, ms=3, alpha=0.6)
-        ax_h.errorbar([i + 0.2], [100 * g.value], yerr=[[100 * (g.value - g.low)], [100 * (g.high - g.value)]],
+        ax_h.errorbar([i + 0.2], [100 * g.value], yerr=interval_lengths([g], scale=100),
                       fmt="s", color=color, capsize=4, ms=5)
         labels.append(arm.replace("fp8_", "FP8 ") + "\n- BF16")
     ax_h.set_xticks(range(len(labels)), labels, fontsize=8)

@@ -8,7 +8,7 @@ import statistics
 from matplotlib.patches import Patch
 
 from nvrepro.core.lm.info import human_bytes
-from nvrepro.core.tooling.figures import new_figure
+from nvrepro.core.tooling.figures import interval_lengths, new_figure
 from nvrepro.core.tooling.intervals import wilson
 
 
@@ -50,7 +50,7 @@ def plot_layer_importance(result: dict):
              + ")" if drops["most_important"]["spared"] else "most important\ndropped", drops["most_important"], "C3")]
     for y, (_, arm, color) in enumerate(rows):
         e = wilson(arm["agree"], arm["count"])
-        ax_r.errorbar([e.value], [y], xerr=[[e.value - e.low], [e.high - e.value]], fmt="o", color=color, capsize=3)
+        ax_r.errorbar([e.value], [y], xerr=interval_lengths([e]), fmt="o", color=color, capsize=3)
     rand = [r["agreement"] for r in drops["random"]]
     y_rand = len(rows)
     if rand:

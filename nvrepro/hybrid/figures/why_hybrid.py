@@ -3,7 +3,7 @@ notebook's experiment module; what a figure claims lives with the experiment, no
 
 from __future__ import annotations
 
-from nvrepro.core.tooling.figures import new_figure
+from nvrepro.core.tooling.figures import interval_lengths, new_figure
 from nvrepro.core.tooling.intervals import wilson
 
 
@@ -17,11 +17,6 @@ def _arm_style(arm: str, params: int | None = None) -> dict:
     if params is not None:
         style["label"] = f"{style['label']}, {params / 1e3:.0f}K params"
     return style
-
-
-def _wilson_bounds(correct: int, queries: int) -> tuple[float, float]:
-    e = wilson(correct, queries)
-    return e.value - e.low, e.high - e.value
 
 
 def plot_recall_grid(result: dict, hard_pairs: int | None = None):
@@ -43,7 +38,7 @@ def plot_recall_grid(result: dict, hard_pairs: int | None = None):
                                                                 r["queries"][key], r["seed_accuracy"][key])
                     if a is not None]
             style = _arm_style(arm, r["params"])
-            err = list(zip(*[_wilson_bounds(c, q) for _, _, c, q, _ in rows]))
+            err = interval_lengths([wilson(c, q) for _, _, c, q, _ in rows])
             ax.errorbar([n for n, *_ in rows], [a for _, a, *_ in rows], yerr=err, capsize=2, **style)
             for n, *_, seeds in rows:
                 ax.plot([n] * len(seeds), seeds, ".", color=style.get("color"), ms=3, alpha=0.5)

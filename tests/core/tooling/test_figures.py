@@ -92,3 +92,19 @@ def test_git_state_names_the_checked_out_commit():
 
 def test_git_state_outside_a_checkout_is_unknown(tmp_path):
     assert git_state(tmp_path) == {"commit": None, "dirty": None}
+
+
+def test_interval_lengths_and_bars_draw_each_estimate_from_low_to_high():
+    """Read back from matplotlib's artists: each error bar spans exactly [low, high]."""
+    from nvrepro.core.tooling.figures import bars_with_intervals, interval_lengths, new_figure
+    from nvrepro.core.tooling.intervals import wilson
+
+    estimates = [wilson(3, 10), wilson(9, 10), wilson(0, 5)]
+    assert interval_lengths(estimates, scale=100) == [[100 * (e.value - e.low) for e in estimates],
+                                                      [100 * (e.high - e.value) for e in estimates]]
+    fig, ax = new_figure()
+    bars_with_intervals(ax, [0, 1, 2], estimates, color=["C0", "C1", "C2"])
+    assert [p.get_height() for p in ax.patches] == pytest.approx([e.value for e in estimates])
+    [segments] = [c for c in ax.collections]
+    for (bottom, top), e in zip(segments.get_segments(), estimates):
+        assert (bottom[1], top[1]) == pytest.approx((e.low, e.high))
