@@ -385,8 +385,14 @@ def run_ssd(check: Check, sizes: dict, device: torch.device, cfg: ModelConfig) -
 # --- verdicts and report ---------------------------------------------------------------
 
 def verdicts(check: Check) -> dict:
-    """The issue's targets against what was measured (``None``: not measured)."""
-    graph = {(r["model"], r["context"], r["batch"]): r for r in check.decode if r.get("mode") == "graph" and "ms_per_step" in r}
+    """The issue's targets against what was measured (``None``: not measured). Per model, context
+    and batch the fastest static path counts (the CUDA graph, compiled or not)."""
+    graph = {}
+    for r in check.decode:
+        key = (r.get("model"), r.get("context"), r.get("batch"))
+        if r.get("mode") in ("graph", "graph+compile") and "ms_per_step" in r and (
+                key not in graph or r["ms_per_step"] < graph[key]["ms_per_step"]):
+            graph[key] = r
     out = {}
     for name in ("nemotron_h_8b", "llama_3_1_8b"):
         b1 = [r["x_floor"] for (m, _, b), r in graph.items() if m == name and b == 1]

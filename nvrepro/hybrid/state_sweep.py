@@ -166,7 +166,7 @@ def _train_and_score(path: Path, run_seeds: list[int], prof: dict, cache: bool, 
         scored.append({cell: why_hybrid.example_scores(model, ds) for cell, ds in tests.items()})
         runs.append(run)
     pairs, lengths = sorted(set(dm.num_kv_pairs)), sorted(set(dm.lengths))
-    return why_hybrid._pool_seeds(scored, pairs, lengths) | {
+    return why_hybrid.pool_seeds(scored, pairs, lengths) | {
         "steps": [r["steps"] for r in runs], "seconds": [r["seconds"] for r in runs],
         "cached": [r["cached"] for r in runs], "_pairs": pairs, "_lengths": lengths}
 

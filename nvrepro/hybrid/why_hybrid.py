@@ -217,7 +217,7 @@ def mqar_recall(profile: str = "smoke", seed: int = 0, arms: tuple[str, ...] = A
                 scored.append({cell: example_scores(model, ds) for cell, ds in tests.items()})
                 runs.append(run)
             pairs, lengths = sorted(set(dm.num_kv_pairs)), sorted(set(dm.lengths))
-            out["arms"][arm] = _pool_seeds(scored, pairs, lengths) | {
+            out["arms"][arm] = pool_seeds(scored, pairs, lengths) | {
                 "params": table[arm]["params"], "pattern": table[arm]["pattern"],
                 "steps": [r["steps"] for r in runs], "seconds": [r["seconds"] for r in runs],
                 "cached": [r["cached"] for r in runs], "curve": runs[0]["curve"], "curves": [r["curve"] for r in runs]}
@@ -226,7 +226,7 @@ def mqar_recall(profile: str = "smoke", seed: int = 0, arms: tuple[str, ...] = A
     return out
 
 
-def _pool_seeds(scored: list[dict], pairs: list[int], lengths: list[int]) -> dict:
+def pool_seeds(scored: list[dict], pairs: list[int], lengths: list[int]) -> dict:
     """One arm's per-seed example scores (``[{(pairs, length): (correct, queries)}]``) as
     :func:`mqar_recall` reports them: pooled, per seed and per example."""
     def table(value) -> dict[int, list]:

@@ -120,7 +120,9 @@ class StaticDecoder:
                 block.mixer.inv_freq(self.device)
         self.position = torch.zeros(1, dtype=torch.long, device=self.device)
         self.ids = torch.zeros(batch, dtype=torch.long, device=self.device)
-        step = torch.compile(self._step, fullgraph=True, dynamic=False) if compile else self._step
+        # Not fullgraph: mamba_ssm's Triton launchers may break the graph; a CUDA graph still
+        # captures every kernel of the pieces.
+        step = torch.compile(self._step, dynamic=False) if compile else self._step
         self._run = step
         self.logits: Tensor | None = None
         self._graph = None
