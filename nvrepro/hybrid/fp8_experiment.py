@@ -34,9 +34,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import lightning as L
-import numpy as np
 import torch
-from scipy import stats as scipy_stats
 from torch.utils.data import DataLoader
 
 from nvrepro.core.lm.config import ModelConfig
@@ -55,7 +53,7 @@ from nvrepro.core.tooling.paths import CONFIGS_DIR, REPO_ROOT
 from nvrepro.core.tooling.paper_facts import paper_value
 from nvrepro.core.tooling.timing import num_threads
 from nvrepro.core.tooling.claims import Claim, Judgement, exact, finite
-from nvrepro.core.tooling.intervals import Estimate
+from nvrepro.core.tooling.intervals import Estimate, seed_interval
 
 FP8_TOY = CONFIGS_DIR / "hybrid" / "fp8_toy.yaml"
 NEMOTRON_8B = CONFIGS_DIR / "hybrid" / "nemotron_h_8b.yaml"
@@ -380,29 +378,6 @@ LOSS_GAP_TOLERANCE = paper_value("hybrid", "fp8_loss_gap")  # the paper's "typic
 SEED_CONFIDENCE = 0.95  # confidence of every interval over seeds
 
 
-def seed_interval(values: Sequence[float], confidence: float = SEED_CONFIDENCE) -> Estimate:
-    """The mean of per-seed values ``(n,)``, n >= 2, with a Student-t interval
-    ``mean ± t(1/2 + confidence/2, n - 1) * sd / sqrt(n)`` (``sd`` with ``n - 1``).
-
-    Why not a bootstrap: with 3-5 seeds a resampled mean takes few distinct values and its
-    percentile interval is too narrow; the t interval widens as it should for few seeds (it
-    assumes the per-seed gaps scatter normally). All-equal values give a zero-width interval.
-    """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence: must be in (0, 1), got {confidence}")
-    data = np.asarray([float(v) for v in values], dtype=float)
-    if data.ndim != 1 or data.size < 2:
-        raise ValueError(f"values: need at least 2 per-seed values, got {data.size}")
-    if not np.all(np.isfinite(data)):
-        raise ValueError("values: must all be finite")
-    mean = float(data.mean())
-    sd = float(data.std(ddof=1))
-    if sd == 0.0:
-        return Estimate(mean, mean, mean, confidence, int(data.size), "constant")
-    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, data.size - 1)) * sd / math.sqrt(data.size)
-    return Estimate(mean, mean - half, mean + half, confidence, int(data.size), "student-t")
-
-
 def _rel(a, b) -> float:
     return (float(a) - float(b)) / float(b)
 
@@ -453,7 +428,7 @@ def resolution_table(metrics: Mapping, confidence: float = SEED_CONFIDENCE,
     Returns ``{"band", "n_pairs", "tolerance", "rows"}``, one row per comparison: each FP8 arm
     against BF16 (``"fp8_recipe - bf16"``), then each pair of FP8 arms (``"fp8_all - fp8_recipe"``:
     per seed, the difference of their held-out gaps to that seed's BF16, i.e. paired too). A row
-    holds ``per_seed`` (relative held-out gaps), ``gap`` (:func:`seed_interval` of them),
+    holds ``per_seed`` (relative held-out gaps), ``gap`` (:func:`~nvrepro.core.tooling.intervals.seed_interval` of them),
     ``train_tail`` (the same interval for the training-tail gap, for reference) and three verdicts:
 
     * ``told_apart``: ``True`` when the interval excludes 0 (the two arms' losses differ), ``None``
@@ -549,7 +524,7 @@ def mean_flushed(stats: list[dict]) -> dict[str, float]:
 
 def judge_loss_gap(metrics: Mapping) -> Judgement:
     """The ``fp8_loss_gap`` claim (``metrics``: :func:`loss_gap_metrics`): the recipe's relative
-    held-out-loss gap to BF16, a :func:`seed_interval` over the seeds (each seed paired: same
+    held-out-loss gap to BF16, a :func:`~nvrepro.core.tooling.intervals.seed_interval` over the seeds (each seed paired: same
     initialisation and batches in both arms), lies within the BF16 seed band (:func:`seed_gaps`:
     the largest gap between BF16 runs of two seeds, on the same held-out batches).
 

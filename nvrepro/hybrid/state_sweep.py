@@ -21,7 +21,7 @@ Unlike :data:`~nvrepro.hybrid.why_hybrid.RECALL` (a bootstrap over test examples
 seed-averaged recall), this claim takes the **training seed** as the unit: a model learns lookup,
 or does not, differently from seed to seed, and that spread is the larger one here. Each seed's
 recall on the hard cells is one value; two arms are compared with Welch's t interval over those
-values (:func:`seed_difference`), which is wide with three seeds, as it should be.
+values (:func:`~nvrepro.core.tooling.intervals.seed_difference`), which is wide with three seeds, as it should be.
 """
 
 from __future__ import annotations
@@ -29,13 +29,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import numpy as np
-from scipy import stats
 from tqdm.auto import tqdm
 
 from nvrepro.core.lm.config import model_config_from_yaml
 from nvrepro.core.tooling.claims import Claim, Judgement, all_parts
-from nvrepro.core.tooling.intervals import Estimate
+from nvrepro.core.tooling.intervals import Estimate, seed_difference
 from nvrepro.core.tooling.profiles import profile_settings
 from nvrepro.core.tooling.timing import num_threads
 from nvrepro.core.tooling.weight_cache import use_cache
@@ -93,21 +91,6 @@ def seed_hard_recall(entry: Mapping, hard_pairs: int = why_hybrid.HARD_PAIRS) ->
     if per_seed is None:
         raise ValueError(f"hard_pairs: no cell with >= {hard_pairs} pairs in {sorted(entry['examples'])}")
     return [sum(r) / len(r) for r in per_seed]
-
-
-def seed_difference(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> Estimate:
-    """``mean(a) - mean(b)`` of two groups of per-seed values (each ``(n,)``, n >= 2) with Welch's
-    t interval (unequal variances; scipy's ``ttest_ind(equal_var=False)``). With 2-3 seeds a
-    bootstrap has too few distinct resamples to give an interval; Welch's widens as it should."""
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    for name, data in (("a", x), ("b", y)):
-        if data.ndim != 1 or data.size < 2 or not np.all(np.isfinite(data)):
-            raise ValueError(f"{name}: need at least 2 finite per-seed values, got {list(data)}")
-    diff = float(x.mean() - y.mean())
-    if x.std() == 0.0 and y.std() == 0.0:
-        return Estimate(diff, diff, diff, confidence, int(min(x.size, y.size)), "constant")
-    ci = stats.ttest_ind(x, y, equal_var=False).confidence_interval(confidence)
-    return Estimate(diff, float(ci.low), float(ci.high), confidence, int(min(x.size, y.size)), "welch-t")
 
 
 def state_sweep(profile: str = "smoke", seed: int = 0, base: Mapping | None = None, *,

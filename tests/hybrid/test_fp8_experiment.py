@@ -15,11 +15,9 @@ from nvrepro.hybrid.fp8_experiment import (FP8_LOSS_GAP, FP8_UNDERFLOW, LOSS_GAP
                                            SeededOrderText, backend_agreement, exclusion_plan,
                                            format_explorer_widget, format_resolution, format_shares,
                                            fp8_training, gap_curves, load_fp8_study, loss_gap_metrics,
-                                           mean_flushed, moving_average, resolution_table, seed_gaps,
-                                           seed_interval)
+                                           mean_flushed, moving_average, resolution_table, seed_gaps)
 from nvrepro.hybrid.figures import plot_fp8_format
 
-T_975 = {2: 12.706204736174705, 3: 4.302652729749464, 4: 3.182446305284263}  # Student-t quantiles by n
 
 
 @pytest.fixture(scope="module")
@@ -110,17 +108,6 @@ def runs_from(bf16_val, arm_vals, bf16_loss=None, arm_loss=None):
             arms[arm] = {"loss": list(arm_loss or bf16_loss), "val_loss": vals[i]}
         out.append({"seed": i, "arms": arms})
     return {"runs": out}
-
-
-def test_seed_interval_is_student_t():
-    est = seed_interval([1.0, 2.0, 3.0])
-    half = T_975[3] * 1.0 / math.sqrt(3)  # sd of 1, 2, 3 is 1
-    assert (est.value, est.low, est.high, est.n, est.method) == pytest.approx((2.0, 2 - half, 2 + half, 3, "student-t"))
-    est = seed_interval([0.5, -0.5])  # sd sqrt(0.5)
-    assert est.high == pytest.approx(T_975[2] * math.sqrt(0.5) / math.sqrt(2))
-    assert seed_interval([0.25, 0.25, 0.25]).low == 0.25
-    with pytest.raises(ValueError, match="values"):
-        seed_interval([1.0])
 
 
 def test_seed_gaps_closed_form():

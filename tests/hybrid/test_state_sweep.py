@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import yaml
-from scipy import stats
 
 from nvrepro.core.tooling.runner import REPO_ROOT
 from nvrepro.hybrid import state_sweep as ss
 from nvrepro.hybrid import why_hybrid
-from nvrepro.hybrid.state_sweep import STATE_SWEEP, seed_difference, seed_hard_recall, state_config_path
+from nvrepro.hybrid.state_sweep import STATE_SWEEP, seed_hard_recall, state_config_path
 
 CONFIGS = REPO_ROOT / "configs" / "hybrid"
 
@@ -50,20 +47,6 @@ def test_seed_hard_recall_is_each_seeds_mean_over_hard_examples():
     assert seed_hard_recall(entry) == pytest.approx([0.5, 0.25])
     with pytest.raises(ValueError, match="hard_pairs"):
         seed_hard_recall(entry, hard_pairs=32)
-
-
-def test_seed_difference_is_welchs_interval():
-    a, b = [0.8, 0.6, 0.7], [0.2, 0.5, 0.1]
-    # Welch written out: se^2 = s_a^2/n_a + s_b^2/n_b, Satterthwaite's degrees of freedom
-    va, vb = stats.tvar(a) / 3, stats.tvar(b) / 3
-    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 2)
-    half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
-    d = seed_difference(a, b)
-    assert d.value == pytest.approx(0.7 - 0.8 / 3)
-    assert (d.low, d.high) == pytest.approx((d.value - half, d.value + half))
-    assert seed_difference([0.5, 0.5], [0.25, 0.25]).low == pytest.approx(0.25)
-    with pytest.raises(ValueError, match="at least 2"):
-        seed_difference([0.5], [0.1, 0.2])
 
 
 def sweep_metrics(mamba2_small, mamba2_large, hybrid_small, hybrid_large) -> dict:

@@ -9,7 +9,7 @@ import torch
 
 from nvrepro.core.tooling.verdicts import Check, as_number, check_number
 from nvrepro.core.tooling.verdicts import report as _report
-from nvrepro.core.lm.layers.ssd import ssd_chunked, ssd_naive
+from nvrepro.core.lm.layers.ssd import segsum, ssd_chunked, ssd_naive
 
 
 # --- (a) decay: how fast does the state forget? -------------------------------------------
@@ -68,12 +68,9 @@ def segsum_loop(x: torch.Tensor) -> torch.Tensor:
 
 
 def reference_segsum(x: torch.Tensor) -> torch.Tensor:
-    """A stable vectorised segment sum (the masked-cumsum trick used in ``ssd.py``)."""
-    T = x.shape[-1]
-    a = x[..., :, None].expand(*x.shape, T)  # a[..., i, j] = x_i
-    a = a.masked_fill(~torch.tril(torch.ones(T, T, dtype=torch.bool), -1), 0.0)
-    s = torch.cumsum(a, dim=-2)  # sum over j < k <= i
-    return s.masked_fill(~torch.tril(torch.ones(T, T, dtype=torch.bool)), -math.inf)
+    """The package's own segment sum, :func:`nvrepro.core.lm.layers.ssd.segsum` (the stable
+    masked-cumsum form that ``ssd_chunked`` uses): what a student's answer is checked against."""
+    return segsum(x)
 
 
 def check_segsum(student_fn: Callable[[torch.Tensor], torch.Tensor], *, verbose: bool = True) -> Check:

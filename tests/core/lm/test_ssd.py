@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from nvrepro.core.lm.layers.ssd import _segsum, ssd_chunked, ssd_naive, ssd_step
+from nvrepro.core.lm.layers.ssd import segsum, ssd_chunked, ssd_naive, ssd_step
 
 F64 = torch.float64
 
@@ -91,7 +91,7 @@ def test_chunked_continues_from_its_own_final_state():
 def test_segsum_matches_definition():
     torch.manual_seed(4)
     a = torch.randn(3, 6, dtype=F64)
-    S = _segsum(a)
+    S = segsum(a)
     for i in range(6):
         for j in range(6):
             want = a[:, j + 1:i + 1].sum(-1) if i >= j else torch.full((3,), -torch.inf, dtype=F64)

@@ -1,6 +1,11 @@
 """Two-sample bootstrap intervals (the others are tested with the claims)."""
 
+import math
+
 import pytest
+from scipy import stats
+
+from nvrepro.core.tooling.intervals import seed_difference, seed_interval
 
 
 def test_two_sample_bootstrap_difference_agrees_with_welch():
@@ -51,3 +56,31 @@ def test_stratified_bootstrap_keeps_every_stratum_whole():
     assert (est.low, est.high, est.n) == (0.0, 0.0, 6)
     with pytest.raises(ValueError, match="strata"):
         stratified_bootstrap([[], [1]], count_per_stratum)
+
+
+T_975 = {2: 12.706204736174705, 3: 4.302652729749464}  # Student-t quantiles by n (tables)
+
+
+def test_seed_interval_is_student_t():
+    est = seed_interval([1.0, 2.0, 3.0])
+    half = T_975[3] * 1.0 / math.sqrt(3)  # sd of 1, 2, 3 is 1
+    assert (est.value, est.low, est.high, est.n, est.method) == pytest.approx((2.0, 2 - half, 2 + half, 3, "student-t"))
+    est = seed_interval([0.5, -0.5])  # sd sqrt(0.5)
+    assert est.high == pytest.approx(T_975[2] * math.sqrt(0.5) / math.sqrt(2))
+    assert seed_interval([0.25, 0.25, 0.25]).low == 0.25
+    with pytest.raises(ValueError, match="values"):
+        seed_interval([1.0])
+
+
+def test_seed_difference_is_welchs_interval():
+    a, b = [0.8, 0.6, 0.7], [0.2, 0.5, 0.1]
+    # Welch written out: se^2 = s_a^2/n_a + s_b^2/n_b, Satterthwaite's degrees of freedom
+    va, vb = stats.tvar(a) / 3, stats.tvar(b) / 3
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 2)
+    half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
+    d = seed_difference(a, b)
+    assert d.value == pytest.approx(0.7 - 0.8 / 3)
+    assert (d.low, d.high) == pytest.approx((d.value - half, d.value + half))
+    assert seed_difference([0.5, 0.5], [0.25, 0.25]).low == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="at least 2"):
+        seed_difference([0.5], [0.1, 0.2])

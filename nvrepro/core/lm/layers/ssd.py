@@ -58,7 +58,7 @@ def _check(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor) -> tuple[int,
     return b, l, h, p, g, n
 
 
-def _segsum(a: Tensor) -> Tensor:
+def segsum(a: Tensor) -> Tensor:
     """Segment sums ``S[..., i, j] = a[j+1] + … + a[i]`` for ``i >= j``, ``-inf`` above the diagonal.
 
     ``(..., T) -> (..., T, T)``; ``exp(S)`` is the decay mask ``L`` of Sec. 3.2. Computed as a
@@ -155,7 +155,7 @@ def ssd_chunked(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_si
     a_cs = torch.cumsum(a, dim=-1)  # (b, g, r, c, q): log decay from chunk start to token q
 
     # 1. Diagonal blocks: masked attention inside each chunk. C Bᵀ is per group, shared by r heads.
-    L = torch.exp(_segsum(a))  # (b, g, r, c, q, q)
+    L = torch.exp(segsum(a))  # (b, g, r, c, q, q)
     CB = einsum(Cc, Bc, "b c i g n, b c j g n -> b c g i j")
     y_diag = einsum(CB, L, xdt, "b c g i j, b g r c i j, b c j g r p -> b c i g r p")
 
