@@ -12,7 +12,9 @@ Prints, side by side, and writes to a JSON file (default ``build/gpu_check.json`
   copy bandwidth measured at the start. One row per model at 16K, batch 1, also times the eager
   segment stepper (the issue's baseline) and a compiled graph. Keys, values and states are
   filled with random numbers instead of a prefill (what a step reads does not depend on their
-  values; a 64K x 16 prefill would take longer than the whole check). A row whose cache does
+  values; a 64K x 16 prefill would take longer than the whole check). Graph rows also count the
+  kernels one replay launches (the step's aten ops, views left out): at a few microseconds each,
+  a step of ~1,600 tiny kernels costs milliseconds next to a floor of ~4 ms. A row whose cache does
   not fit in the free memory says so (Llama at 64K x 16 needs about 128 GiB of KV cache alone).
 * ``train``: tokens/s and model FLOP/s utilisation (MFU) of slices at 8B widths (the first 11
   layers of the Nemotron-H-8B pattern; four layers of Llama-3.1-8B), sequence 4,096, batch 2,
@@ -58,6 +60,7 @@ from nvrepro.core.lm.model import PatternLM, build_model
 from nvrepro.core.lm.static_decoding import StaticDecoder, fill_random_cache
 from nvrepro.core.tooling.paper_facts import paper_fact
 from nvrepro.core.tooling.paths import CONFIGS_DIR
+from nvrepro.core.tooling.timing import count_kernels
 
 SECTIONS = ("decode", "train", "ssd")
 PACKAGES = ("mamba_ssm", "causal_conv1d", "flash_attn", "transformer_engine", "torchao")
@@ -231,8 +234,12 @@ def decode_row(name: str, model: PatternLM, context: int, batch: int, sizes: dic
             decoder.position.sub_(steps)
     seconds = timed(run, device, sizes["repeats"]) / steps
     floor = step_bytes(model, context, batch) / bandwidth
-    return {**row, "ms_per_step": seconds * 1e3, "tokens_per_s": batch / seconds, "floor_ms": floor * 1e3,
-            "x_floor": seconds / floor, "setup_s": setup}
+    out = {**row, "ms_per_step": seconds * 1e3, "tokens_per_s": batch / seconds, "floor_ms": floor * 1e3,
+           "x_floor": seconds / floor, "setup_s": setup}
+    if mode == "graph":  # what one replay launches: the uncompiled step's ops, run once outside the graph
+        with torch.no_grad():
+            out["kernels_per_step"] = sum(count_kernels(decoder._step).values())
+    return out
 
 
 def run_decode(check: Check, sizes: dict, device: torch.device, configs: dict, deadline: float) -> None:
@@ -442,7 +449,7 @@ def format_report(check: Check) -> str:
     if check.decode:
         parts += ["", "decode (ms per step; floor = bytes a step must read / copy bandwidth)",
                   _table(check.decode, ["model", "context", "batch", "mode", "ms_per_step", "floor_ms", "x_floor",
-                                        "tokens_per_s", "setup_s"])]
+                                        "tokens_per_s", "kernels_per_step", "setup_s"])]
     if check.train:
         parts += ["", "training slices at 8B widths (AdamW, compiled on a GPU)",
                   _table(check.train, ["model", "layers", "precision", "tokens_per_s", "model_flops_per_s",

@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from nvrepro.core.tooling.compiling import compile_available
 from nvrepro.core.lm.layers.attention import KVCache
 from nvrepro.core.lm.layers.mamba2 import Mamba2State
+from nvrepro.core.lm.layers.rope import rope_tables
 
 KINDS = frozenset("M*-")  # the layer kinds a static step knows
 # Below this many new tokens, capturing a graph costs more than it saves (PatternLM.generate).
@@ -115,9 +116,18 @@ class StaticDecoder:
         for i, entry in enumerate(self.cache.layers):
             if isinstance(entry, Mamba2State):
                 self.states[i] = (entry.conv_state, entry.ssm_state)
-        for block in model.layers:  # RoPE tables are built lazily: build them before any capture
+        # RoPE: cos/sin of every position up to the capacity, built once (angles in float64, as
+        # the model's forward builds them), one table per distinct attention config; a step
+        # gathers its row once for all layers instead of recomputing the angles per layer.
+        self.rope_keys: dict[int, str] = {}
+        self.rope_tables: dict[str, tuple[Tensor, Tensor]] = {}
+        slots = torch.arange(self.capacity, device=self.device)
+        for i, block in enumerate(model.layers):
             if block.kind == "*" and block.mixer.cfg.rope:
-                block.mixer.inv_freq(self.device)
+                key = repr(block.mixer.cfg)
+                if key not in self.rope_tables:
+                    self.rope_tables[key] = rope_tables(slots, block.mixer.inv_freq(self.device), param.dtype)
+                self.rope_keys[i] = key
         self.position = torch.zeros(1, dtype=torch.long, device=self.device)
         self.ids = torch.zeros(batch, dtype=torch.long, device=self.device)
         # Not fullgraph: mamba_ssm's Triton launchers may break the graph; a CUDA graph still
@@ -140,6 +150,8 @@ class StaticDecoder:
         """One token, all shapes fixed: reads ``self.ids`` and ``self.position``, updates the
         buffers in place, advances ``position``; returns the logits ``(b, vocab)``."""
         model, position = self.model, self.position
+        rows = {key: (cos.index_select(0, position), sin.index_select(0, position))
+                for key, (cos, sin) in self.rope_tables.items()}
         x = model.embed(self.ids)
         for i, block in enumerate(model.layers):
             h = block.norm(x)
@@ -154,7 +166,7 @@ class StaticDecoder:
                     ssm.copy_(state.ssm_state)
             elif block.kind == "*":
                 attention, kv = block.mixer, self.cache.layers[i]
-                q, k, v = attention.project(h[:, None], position if attention.cfg.rope else None)
+                q, k, v = attention.project(h[:, None], None, rows.get(self.rope_keys.get(i)))
                 kv.k.index_copy_(2, position, k)
                 kv.v.index_copy_(2, position, v)
                 out = attention.o_proj(decode_attention(q, kv.k, kv.v, position))[:, 0]

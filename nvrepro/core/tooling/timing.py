@@ -153,3 +153,30 @@ def forward_backward(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Ten
         fn(*inputs).sum().backward()
 
     return run, reset
+
+
+# Aten ops that only make views or ask about types: no kernel runs for them.
+VIEW_OPS = frozenset({"alias", "as_strided", "detach", "expand", "lift_fresh", "permute", "promote_types",
+                      "reshape", "result_type", "select", "slice", "split", "split_with_sizes", "squeeze",
+                      "t", "transpose", "unsqueeze", "view", "_unsafe_view", "is_same_size", "sym_size"})
+
+
+def count_kernels(fn: Callable[[], object]) -> dict[str, int]:
+    """Run ``fn()`` once and count the aten ops it dispatches, views left out: on a GPU each is
+    at least one kernel launch, so a decode step of N tiny ops costs N launches whatever it
+    computes (a CUDA graph makes each launch cheap, fusing makes them fewer). ``{op: count}``
+    sorted by count; ``sum(...values())`` is the total."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    counts: dict[str, int] = {}
+
+    class _Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            if name not in VIEW_OPS:
+                counts[name] = counts.get(name, 0) + 1
+            return func(*args, **(kwargs or {}))
+
+    with _Count():
+        fn()
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))

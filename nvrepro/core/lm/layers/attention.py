@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nvrepro.core.lm.config import AttentionConfig
-from nvrepro.core.lm.layers.rope import apply_rope
+from nvrepro.core.lm.layers.rope import rope_tables, rotate
 from nvrepro.core.lm.layers.rope_scaling import scaled_rope_from_config
 
 try:  # optional GPU extra
@@ -117,9 +117,12 @@ class CausalSelfAttention(nn.Module):
         out = self._sdpa(q, k, v, offset)  # (b, h, l, hd)
         return self.o_proj(out.transpose(1, 2).reshape(b, l, -1))
 
-    def project(self, x: torch.Tensor, positions: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+    def project(self, x: torch.Tensor, positions: torch.Tensor | None,
+                tables: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, ...]:
         """Queries, keys and values of ``x (b, l, d_model)``: ``q (b, n_heads, l, head_dim)``,
-        ``k, v (b, n_kv_heads, l, head_dim)``, RoPE applied at ``positions (l,)`` when configured.
+        ``k, v (b, n_kv_heads, l, head_dim)``, RoPE applied at ``positions (l,)`` when configured
+        (or with ready ``tables``, ``cos, sin`` of :func:`~nvrepro.core.lm.layers.rope.rope_tables`
+        for those positions, in x's dtype: a decode step builds them once for every layer).
 
         Shapes depend on ``l`` only, not on the cache, so a decode step can fuse this with the
         layers before it (:mod:`nvrepro.core.lm.decoding`).
@@ -129,10 +132,11 @@ class CausalSelfAttention(nn.Module):
         k = self.k_proj(x).view(b, l, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, l, self.n_kv_heads, self.head_dim).transpose(1, 2)
         if self.cfg.rope:
-            if positions is None:
-                raise ValueError("positions: required for a RoPE attention layer")
-            inv_freq = self.inv_freq(x.device)
-            q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
+            if tables is None:
+                if positions is None:
+                    raise ValueError("positions: required for a RoPE attention layer")
+                tables = rope_tables(positions, self.inv_freq(x.device), q.dtype)
+            q, k = rotate(q, *tables), rotate(k, *tables)
             if self.rope_attention_factor != 1.0:
                 # YaRN temperature: HF multiplies cos and sin, i.e. both q and k (logits x factor^2).
                 q, k = q * self.rope_attention_factor, k * self.rope_attention_factor

@@ -16,17 +16,29 @@ def rope_inv_freq(head_dim: int, theta: float, device=None) -> torch.Tensor:
     return 1.0 / theta**exponent
 
 
+def rope_tables(positions: torch.Tensor, inv_freq: torch.Tensor, dtype: torch.dtype
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cos, sin``, each ``(l, head_dim)`` in ``dtype``, of the angles ``positions (l,) x inv_freq
+    (head_dim/2,)`` (repeated for the two halves): what :func:`rotate` multiplies by."""
+    # Angles in float64: at a million positions float32 angles are off by ~0.1 rad. The table is
+    # only (l, hd/2), so the cost is negligible.
+    angles = positions.to(torch.float64)[:, None] * inv_freq.to(torch.float64)[None, :]  # (l, hd/2)
+    cos, sin = angles.cos(), angles.sin()
+    return torch.cat([cos, cos], dim=-1).to(dtype), torch.cat([sin, sin], dim=-1).to(dtype)
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE with ready tables (:func:`rope_tables`): ``x (b, heads, l, head_dim)``, ``cos, sin
+    (l, head_dim)``; returns a tensor of x's shape and dtype."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin
+
+
 def apply_rope(x: torch.Tensor, positions: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
     """Rotate pairs of channels by position-dependent angles (half-split layout, as HF Llama).
 
     x: ``(b, heads, l, head_dim)``; positions: ``(l,)`` integer; inv_freq: ``(head_dim/2,)``.
     Returns a tensor of x's shape and dtype.
     """
-    # Angles in float64: at a million positions float32 angles are off by ~0.1 rad. The table is
-    # only (l, hd/2), so the cost is negligible.
-    angles = positions.to(torch.float64)[:, None] * inv_freq.to(torch.float64)[None, :]  # (l, hd/2)
-    cos = torch.cat([angles.cos(), angles.cos()], dim=-1).to(x.dtype)
-    sin = torch.cat([angles.sin(), angles.sin()], dim=-1).to(x.dtype)
-    half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return x * cos + rotated * sin
+    return rotate(x, *rope_tables(positions, inv_freq, x.dtype))
