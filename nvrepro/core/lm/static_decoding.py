@@ -184,7 +184,9 @@ class StaticDecoder:
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
             for _ in range(3):
+                self.position.zero_()  # every warm-up step at slot 0: any capacity will do
                 step()
+        self.position.zero_()
         torch.cuda.current_stream(self.device).wait_stream(side)
         self._graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self._graph):
