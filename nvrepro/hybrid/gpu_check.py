@@ -134,9 +134,16 @@ def copy_bandwidth(device: torch.device, nbytes: int) -> float:
     return 2 * nbytes / timed(lambda: dst.copy_(src), device, repeats=5)
 
 
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a broken install is as good as none
+        return False
+
+
 def describe_device(device: torch.device, tiny: bool) -> dict:
     info = {"type": device.type, "torch": torch.__version__, "python": platform.python_version(),
-            "packages": {name: importlib.util.find_spec(name) is not None for name in PACKAGES}}
+            "packages": {name: _importable(name) for name in PACKAGES}}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info.update(name=props.name, memory_bytes=props.total_memory, capability=f"{props.major}.{props.minor}")
