@@ -13,8 +13,9 @@ Prints, side by side, and writes to a JSON file (default ``build/gpu_check.json`
   segment stepper (the issue's baseline) and a compiled graph. Keys, values and states are
   filled with random numbers instead of a prefill (what a step reads does not depend on their
   values; a 64K x 16 prefill would take longer than the whole check). Graph rows also count the
-  kernels one replay launches (the step's aten ops, views left out): at a few microseconds each,
-  a step of ~1,600 tiny kernels costs milliseconds next to a floor of ~4 ms. A row whose cache does
+  kernels one replay launches (the step's aten ops, views left out; on CPU, at toy widths, the 8B
+  patterns count about 1,600 each): if each costs a few microseconds, that is milliseconds next
+  to a floor of about 4 ms, which is what compiling the step fuses away. A row whose cache does
   not fit in the free memory says so (Llama at 64K x 16 needs about 128 GiB of KV cache alone).
 * ``train``: tokens/s and model FLOP/s utilisation (MFU) of slices at 8B widths (the first 11
   layers of the Nemotron-H-8B pattern; four layers of Llama-3.1-8B), sequence 4,096, batch 2,
@@ -30,8 +31,9 @@ Targets (issue 20, one H100/H200-class GPU): decode within 2x of the floor at ba
 Llama decode throughput >= 1.3x at 16K and >= 2x at 64K or at batch 16; FP8 >= 1.3x BF16 training
 throughput; Triton SSD >= 3x the pure-PyTorch chunked SSD. Each section catches its own errors
 (recorded in the JSON) so one missing package does not hide the rest, and no new row starts
-once its section's share of ``--budget-s`` is spent (decode: up to 55% of it, training: up to 95%). ``--tiny`` runs the same code on tiny widths and contexts in
-seconds (on a CPU too): for tests, its numbers mean nothing.
+once its section's share of ``--budget-s`` is spent (decode: up to 55% of it, training: up to
+95%). ``--tiny`` runs the same code on tiny widths and contexts in seconds (on a CPU too): for
+tests, its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ TARGETS = {"floor_ratio": 2.0, "hybrid_vs_llama_16k": 1.3, "hybrid_vs_llama_64k_
 
 FULL = dict(models={"nemotron_h_8b": "hybrid/nemotron_h_8b.yaml", "llama_3_1_8b": "hybrid/llama_3_1_8b.yaml"},
             contexts=[16384, 65536], batches=[1, 16], decode_steps=32, warm_steps=3,
-            baseline=(16384, 1), compare_modes=["eager", "graph+compile"], train_layers={"nemotron_h_8b": 11, "llama_3_1_8b": 4}, train_seq=4096,
+            baseline=(16384, 1), compare_modes=["eager", "graph+compile"],
+            train_layers={"nemotron_h_8b": 11, "llama_3_1_8b": 4}, train_seq=4096,
             train_batch=2, train_steps=8, train_warmup=3, ssd_len=4096, ssd_batch=2, repeats=5)
 TINY = dict(FULL, contexts=[48, 96], batches=[1, 2], decode_steps=3, warm_steps=1, baseline=(48, 1),
             compare_modes=["eager"],
@@ -204,7 +207,9 @@ def decode_row(name: str, model: PatternLM, context: int, batch: int, sizes: dic
     steps = sizes["decode_steps"]
     capacity = context + sizes["warm_steps"] + steps + 1
     row = {"model": name, "context": context, "batch": batch, "mode": mode}
-    need = kv_cache_bytes(model.cfg, capacity, batch) + (ssm_state_bytes(model.cfg, batch) if "M" in model.cfg.pattern else 0)
+    need = kv_cache_bytes(model.cfg, capacity, batch)
+    if "M" in model.cfg.pattern:
+        need += ssm_state_bytes(model.cfg, batch)
     free = free_bytes(device)
     if free is not None and need > 0.9 * free:
         return {**row, "skipped": f"cache of {need / 2**30:.1f} GiB does not fit in {free / 2**30:.1f} GiB free"}
@@ -335,7 +340,8 @@ def train_row(name: str, cfg: ModelConfig, sizes: dict, device: torch.device, pr
     seconds = timed(lambda: [step() for _ in range(sizes["train_steps"])], device, 1) / sizes["train_steps"]
     tokens = batch * seq / seconds
     flops = train_flops_per_token(model, seq) * tokens
-    row = {"model": name, "layers": cfg.pattern, "precision": precision, "compiled": compiled, "seq": seq, "batch": batch,
+    row = {"model": name, "layers": cfg.pattern, "precision": precision, "compiled": compiled, "seq": seq,
+           "batch": batch,
            "tokens_per_s": tokens, "model_flops_per_s": flops, "fp8_linears": len(converted),
            "warmup_and_compile_s": warm, "mfu_bf16_peak": flops / peaks["bf16"] if peaks else None}
     return row  # the caller releases the memory once these locals are gone
@@ -421,7 +427,8 @@ def verdicts(check: Check) -> dict:
     out["hybrid_vs_llama_ge_1.3_at_smallest_context_b1"] = (None if (small, 1) not in ratios
                                                            else ratios[(small, 1)] >= TARGETS["hybrid_vs_llama_16k"])
     big = [v for (c, b), v in ratios.items() if c != small or b > 1]
-    out["hybrid_vs_llama_ge_2_at_long_context_or_batch"] = None if not big else max(big) >= TARGETS["hybrid_vs_llama_64k_or_b16"]
+    out["hybrid_vs_llama_ge_2_at_long_context_or_batch"] = (None if not big else
+                                                            max(big) >= TARGETS["hybrid_vs_llama_64k_or_b16"])
     fp8 = {}
     for r in check.train:
         if "tokens_per_s" in r and r["precision"] != "bf16":

@@ -156,7 +156,7 @@ class PatternLM(nn.Module):
 
         ``static``: decode through a :class:`~nvrepro.core.lm.static_decoding.StaticDecoder`
         (fixed-shape steps, one CUDA graph replay per token on a GPU). Default: on CUDA where it
-        applies (:func:`~nvrepro.core.lm.static_decoding.use_static_decoding`), never on a CPU.
+        applies (:meth:`static_decoding_default`), never on a CPU.
         Both give the same tokens up to float rounding.
         """
         if max_new_tokens < 0:

@@ -1,11 +1,12 @@
 """One-token decoding with fixed shapes end to end, replayed as one CUDA graph on a GPU.
 
 Issue 20 measured the eager decode step of the Nemotron-H-8B config at 70.8 ms/token on an H200
-where reading the weights takes 3.8 ms. A step of a 52-layer hybrid is a few thousand small
-kernels (a Mamba-2 layer alone is about fifty, see :mod:`nvrepro.core.lm.decoding`) launched one
-by one from Python, and every launch costs microseconds of host time whatever the GPU does; the
-segment stepper cannot be captured whole because its attention cores read ``cache.length``, a
-Python int that changes every token (so the shapes change too).
+where reading the weights takes 3.8 ms. One step of its 52 layers dispatches about 1,700 small
+ops (counted on CPU by :func:`~nvrepro.core.tooling.timing.count_kernels`: about 50 per Mamba-2
+layer), each launched from Python with microseconds of host time whatever the GPU does -- the
+likely cost, not yet profiled on a GPU. The segment stepper (:mod:`nvrepro.core.lm.decoding`)
+cannot be captured whole, because its attention cores read ``cache.length``, a Python int that
+changes every token (so the shapes change too).
 
 :class:`StaticDecoder` removes both obstacles:
 

@@ -5,9 +5,8 @@ the amax, the scale and the casts around its GEMMs, and was measured slower than
 20: 0.76x eager, 1.14x compiled on an H200). Compiling fuses them into the neighbouring work.
 
 :class:`CompileLayers` compiles every block of ``pl_module.model.layers`` in place with
-``nn.Module.compile`` (per block, as TorchTitan does: one compiled graph reused by every layer of
-a kind, so compile time does not grow with depth, and the parameter names -- hence checkpoints
--- stay the same). List it *after* :class:`~nvrepro.core.training.precision.FP8Training` in
+``nn.Module.compile`` (per block, as TorchTitan does; the parameter names -- hence checkpoints --
+stay the same). List it *after* :class:`~nvrepro.core.training.precision.FP8Training` in
 ``trainer.callbacks``, so that it compiles the converted linears::
 
     trainer:
