@@ -38,7 +38,7 @@ USAGE = """usage: nvrepro {fit,validate,test,predict,reproduce,info,bench,gpu-ch
   reproduce                  execute the notebooks with papermill, regenerate figures/
   info                       parameter counts and cache memory of a config (meta device)
   bench                      speed ratios measured side by side (SSD, Mamba-2 mixer, decode, retrieval)
-  gpu-check                  one GPU, under 8 minutes: decode vs the bandwidth floor, FP8 vs BF16, SSD kernels
+  gpu-check                  one GPU, budgeted for 8 minutes: decode vs the bandwidth floor, FP8 vs BF16, SSD kernels
   export-hf                  write a hybrid model as a transformers NemotronH directory
   import-hf                  read a transformers NemotronH directory back into nvrepro
   status                     the figure gallery and which claims held (from figures/*.json)

@@ -1,4 +1,4 @@
-"""``nvrepro gpu-check``: one prepared script for one GPU (issue 20), under 8 minutes.
+"""``nvrepro gpu-check``: one prepared script for one GPU (issue 20), budgeted for under 8 minutes.
 
     nvrepro gpu-check [--only decode|train|ssd ...] [--json FILE] [--budget-s 400] [--tiny]
 
@@ -7,9 +7,9 @@ Prints, side by side, and writes to a JSON file (default ``build/gpu_check.json`
 * ``decode``: ms per step of the Nemotron-H-8B config and the Llama-3.1-8B config (random BF16
   weights) at 16K and 64K tokens of context, batch 1 and 16, through
   :class:`~nvrepro.core.lm.static_decoding.StaticDecoder` (one CUDA graph replay per token),
-  against the bandwidth floor: the bytes a step must read (every weight but the embedding
-  table, the filled keys and values, the Mamba-2 states read and written) over the device's
-  copy bandwidth measured at the start. One row per model at 16K, batch 1, also times the eager
+  against the bandwidth floor: the bytes a step must read (every weight once, the filled keys and
+  values, the Mamba-2 states: :func:`~nvrepro.hybrid.inference.decode_bytes`, notebook 03's
+  arithmetic and the issue's) over the device's copy bandwidth measured at the start. One row per model at 16K, batch 1, also times the eager
   segment stepper (the issue's baseline) and a compiled graph. Keys, values and states are
   filled with random numbers instead of a prefill (what a step reads does not depend on their
   values; a 64K x 16 prefill would take longer than the whole check). Graph rows also count the
@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import gc
 import importlib.util
@@ -56,13 +57,14 @@ import torch
 
 from nvrepro.core.lm.config import ModelConfig, model_config_from_yaml
 from nvrepro.core.lm.decoding import decode_stepper
-from nvrepro.core.lm.info import kv_cache_bytes, ssm_state_bytes
 from nvrepro.core.lm.layers.attention import KVCache
 from nvrepro.core.lm.model import PatternLM, build_model
 from nvrepro.core.lm.static_decoding import StaticDecoder, fill_random_cache
+from nvrepro.hybrid.decode_cost import predicted_cache_nbytes, with_max_seq_len
+from nvrepro.hybrid.inference import decode_bytes
 from nvrepro.core.tooling.paper_facts import paper_fact
 from nvrepro.core.tooling.paths import CONFIGS_DIR
-from nvrepro.core.tooling.timing import count_kernels
+from nvrepro.core.tooling.timing import count_kernels, forward_backward, measure
 
 SECTIONS = ("decode", "train", "ssd")
 PACKAGES = ("mamba_ssm", "causal_conv1d", "flash_attn", "transformer_engine", "torchao")
@@ -117,15 +119,10 @@ def _sync(device: torch.device) -> None:
 
 
 def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Seconds per call of ``fn``: the median of ``repeats`` calls, each ended by a device sync."""
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    """Seconds per call of ``fn``: :func:`~nvrepro.core.tooling.timing.measure`'s median of
+    ``repeats`` calls, each call ended by a device sync (GPU work is asynchronous)."""
+    return measure(lambda: (fn(), _sync(device)), repeats=repeats, warmup=0,
+                   setup=lambda: _sync(device)).median
 
 
 def copy_bandwidth(device: torch.device, nbytes: int) -> float:
@@ -181,23 +178,7 @@ def build_bf16(cfg: ModelConfig, device: torch.device, seed: int = 0) -> Pattern
         torch.set_default_dtype(old)
 
 
-def _with_context(cfg: ModelConfig, n: int) -> ModelConfig:
-    return ModelConfig.from_dict({**cfg.to_dict(), "max_seq_len": n})
-
-
 # --- decode ------------------------------------------------------------------------------
-
-def step_bytes(model: PatternLM, context: int, batch: int) -> int:
-    """Bytes one decode step must move at least: every parameter but the embedding table (a step
-    reads ``batch`` of its rows), the keys and values of ``context`` tokens, the Mamba-2 states
-    (read and written; the conv window in BF16, the SSM state in float32)."""
-    cfg = model.cfg
-    weights = sum(p.numel() * p.element_size() for name, p in model.named_parameters() if name != "embed.weight")
-    if not cfg.tie_embeddings:
-        weights += batch * cfg.d_model * model.embed.weight.element_size()
-    states = 2 * ssm_state_bytes(cfg, batch) if "M" in cfg.pattern else 0
-    return weights + kv_cache_bytes(cfg, context, batch) + states
-
 
 def decode_row(name: str, model: PatternLM, context: int, batch: int, sizes: dict, bandwidth: float,
                mode: str = "graph") -> dict:
@@ -207,9 +188,7 @@ def decode_row(name: str, model: PatternLM, context: int, batch: int, sizes: dic
     steps = sizes["decode_steps"]
     capacity = context + sizes["warm_steps"] + steps + 1
     row = {"model": name, "context": context, "batch": batch, "mode": mode}
-    need = kv_cache_bytes(model.cfg, capacity, batch)
-    if "M" in model.cfg.pattern:
-        need += ssm_state_bytes(model.cfg, batch)
+    need = predicted_cache_nbytes(model.cfg, capacity, batch, dtype=torch.bfloat16)
     free = free_bytes(device)
     if free is not None and need > 0.9 * free:
         return {**row, "skipped": f"cache of {need / 2**30:.1f} GiB does not fit in {free / 2**30:.1f} GiB free"}
@@ -245,7 +224,7 @@ def decode_row(name: str, model: PatternLM, context: int, batch: int, sizes: dic
                 entry.length -= steps
             decoder.position.sub_(steps)
     seconds = timed(run, device, sizes["repeats"]) / steps
-    floor = step_bytes(model, context, batch) / bandwidth
+    floor = decode_bytes(model.cfg, context, batch).bytes_per_step / bandwidth
     out = {**row, "ms_per_step": seconds * 1e3, "tokens_per_s": batch / seconds, "floor_ms": floor * 1e3,
            "x_floor": seconds / floor, "setup_s": setup}
     if mode == "graph":  # what one replay launches: the uncompiled step's ops, run once outside the graph
@@ -272,7 +251,7 @@ def run_decode(check: Check, sizes: dict, device: torch.device, configs: dict, d
                     check.decode.append({**row, "skipped": "time budget spent"})
                     continue
                 try:
-                    model = model or build_bf16(_with_context(cfg, room), device)
+                    model = model or build_bf16(with_max_seq_len(cfg, room), device)
                     check.decode.append(decode_row(name, model, context, batch, sizes, bandwidth, mode))
                 except Exception as err:  # one failing setting (e.g. out of memory) must not end the check
                     check.decode.append({**row, "error": f"{type(err).__name__}: {err}"})
@@ -285,7 +264,7 @@ def run_decode(check: Check, sizes: dict, device: torch.device, configs: dict, d
 
 def slice_config(cfg: ModelConfig, layers: int, seq: int) -> ModelConfig:
     """The first ``layers`` layers of ``cfg``'s pattern at its widths, for sequences of ``seq``."""
-    return ModelConfig.from_dict({**cfg.to_dict(), "pattern": cfg.pattern[:layers], "max_seq_len": seq})
+    return dataclasses.replace(cfg, pattern=cfg.pattern[:layers], max_seq_len=seq)
 
 
 def train_flops_per_token(model: PatternLM, seq: int) -> float:
@@ -375,21 +354,19 @@ def run_ssd(check: Check, sizes: dict, device: torch.device, cfg: ModelConfig) -
     m = cfg.mamba
     x, dt, A, B, C = (t.to(device) for t in ssd_inputs(sizes["ssd_len"], batch=sizes["ssd_batch"], heads=m.n_heads,
                                                        head_dim=m.head_dim, groups=m.n_groups, state=m.d_state))
-    grads = [t.requires_grad_(True) for t in (x, dt, B, C)]
-    cases = {"torch": lambda: ssd_chunked(x, dt, A, B, C, m.chunk_size)}
+    inputs = [t.requires_grad_(True) for t in (x, dt, B, C)]
+    cases = {"torch": lambda x, dt, B, C: ssd_chunked(x, dt, A, B, C, m.chunk_size)[0]}
     if mamba2.mamba_chunk_scan_combined is not None and device.type == "cuda":
-        cases["triton"] = lambda: mamba2.chunk_scan_kernel(x, dt, A, B, C, m.chunk_size, None, None)
+        cases["triton"] = lambda x, dt, B, C: mamba2.chunk_scan_kernel(x, dt, A, B, C, m.chunk_size, None, None)[0]
     outputs, seconds = {}, {}
     for key, fn in cases.items():
-        def fwd_bwd(fn=fn):
-            y, final = fn()
-            (y.float().square().mean() + final.float().square().mean()).backward()
-            for t in grads:
-                t.grad = None
-        fwd_bwd()
-        seconds[key] = timed(fwd_bwd, device, sizes["repeats"])
+        run, reset = forward_backward(fn, inputs)
+        reset()
+        run()  # warm-up: Triton compiles its kernels on the first call
+        seconds[key] = measure(lambda: (run(), _sync(device)), repeats=sizes["repeats"], warmup=0,
+                               setup=lambda: (reset(), _sync(device))).median
         with torch.no_grad():
-            outputs[key] = fn()[0].float()
+            outputs[key] = fn(*inputs).float()
     row = {"shape": f"b={sizes['ssd_batch']} L={sizes['ssd_len']} h={m.n_heads} p={m.head_dim} "
                     f"n={m.d_state} g={m.n_groups} Q={m.chunk_size}",
            "torch_ms": seconds["torch"] * 1e3}

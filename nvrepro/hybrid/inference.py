@@ -328,15 +328,18 @@ class DecodeBytes:
         return self.bytes_per_step / self.batch
 
 
-def decode_bytes(name: str, context: int = PAPER_CONTEXT, batch: int = 1, cache_dtype: str = "bf16",
+def decode_bytes(name: str | ModelConfig, context: int = PAPER_CONTEXT, batch: int = 1, cache_dtype: str = "bf16",
                  weight_dtype: str = "bf16") -> DecodeBytes:
-    """Bytes one decode step reads for config ``name`` (BF16 weights and KV cache, FP32 SSM
-    state, as ``nvrepro info`` assumes), using :mod:`nvrepro.core.lm.info`'s arithmetic."""
+    """Bytes one decode step reads for config ``name`` (a stem under ``configs/hybrid/``, or a
+    :class:`ModelConfig`): every weight once (BF16) and every sequence's KV cache (BF16) and SSM
+    state (FP32), as ``nvrepro info`` assumes, using :mod:`nvrepro.core.lm.info`'s arithmetic."""
     if context <= 0 or batch <= 0:
         raise ValueError(f"context and batch: must be positive, got context={context}, batch={batch}")
-    cfg = full_scale_config(name)
+    if isinstance(name, ModelConfig):
+        cfg, params, name = name, count_parameters(name)[0], name.pattern
+    else:
+        cfg, params = full_scale_config(name), _params(name)
     nbytes = DTYPE_BYTES[cache_dtype]
-    params = _params(name)
     return DecodeBytes(name=name, params=params, weight_bytes=params * DTYPE_BYTES[weight_dtype],
                        kv_cache_bytes=kv_cache_bytes(cfg, context, batch, nbytes),
                        ssm_state_bytes=ssm_state_bytes(cfg, batch, conv_bytes=nbytes, ssm_bytes=4),

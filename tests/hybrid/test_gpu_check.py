@@ -10,7 +10,8 @@ import torch
 from nvrepro.core.lm.config import model_config_from_yaml
 from nvrepro.core.tooling.paths import CONFIGS_DIR
 from nvrepro.hybrid import gpu_check
-from nvrepro.hybrid.gpu_check import Check, build_bf16, step_bytes, train_flops_per_token, verdicts
+from nvrepro.hybrid.gpu_check import Check, build_bf16, train_flops_per_token, verdicts
+from nvrepro.hybrid.inference import decode_bytes
 
 LLAMA_8B_PARAMS = 8_030_261_248  # Llama-3.1-8B's model card
 LLAMA_EMBEDDING = 128_256 * 4_096
@@ -20,13 +21,15 @@ def llama_on_meta():
     return build_bf16(model_config_from_yaml(CONFIGS_DIR / "hybrid/llama_3_1_8b.yaml"), torch.device("meta"))
 
 
-def test_step_bytes_of_llama_8b_is_its_weights_and_kv_cache():
-    """Every BF16 weight but the embedding table (one row per sequence read instead) plus the
-    keys and values of 16K tokens: 32 layers x 2 x 8 KV heads x 128 x 2 bytes per token."""
-    model = llama_on_meta()
+def test_the_floor_reads_llama_8b_weights_and_kv_cache():
+    """The floor's bytes (inference.decode_bytes, here from a config object as gpu-check passes
+    it): every BF16 weight (Llama-3.1-8B's published count) plus the keys and values of 16K
+    tokens, 32 layers x 2 x 8 KV heads x 128 x 2 bytes per token."""
+    cfg = model_config_from_yaml(CONFIGS_DIR / "hybrid/llama_3_1_8b.yaml")
     for batch in (1, 16):
-        want = (LLAMA_8B_PARAMS - LLAMA_EMBEDDING) * 2 + batch * 4096 * 2 + batch * 16384 * 32 * 2 * 8 * 128 * 2
-        assert step_bytes(model, 16384, batch) == want
+        want = LLAMA_8B_PARAMS * 2 + batch * 16384 * 32 * 2 * 8 * 128 * 2
+        assert decode_bytes(cfg, 16384, batch).bytes_per_step == want
+        assert decode_bytes(cfg, 16384, batch).bytes_per_step == decode_bytes("llama_3_1_8b", 16384, batch).bytes_per_step
 
 
 def test_training_flops_per_token_of_llama_8b():

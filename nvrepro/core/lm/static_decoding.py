@@ -42,7 +42,8 @@ from nvrepro.core.lm.layers.mamba2 import Mamba2State
 from nvrepro.core.lm.layers.rope import rope_tables
 
 KINDS = frozenset("M*-")  # the layer kinds a static step knows
-# Below this many new tokens, capturing a graph costs more than it saves (PatternLM.generate).
+# PatternLM.generate captures a graph only for this many new tokens or more: the capture costs
+# three warm-up steps and a recording. A guess, not yet measured on a GPU.
 MIN_NEW_TOKENS = 32
 
 
@@ -118,17 +119,16 @@ class StaticDecoder:
             if isinstance(entry, Mamba2State):
                 self.states[i] = (entry.conv_state, entry.ssm_state)
         # RoPE: cos/sin of every position up to the capacity, built once (angles in float64, as
-        # the model's forward builds them), one table per distinct attention config; a step
-        # gathers its row once for all layers instead of recomputing the angles per layer.
-        self.rope_keys: dict[int, str] = {}
-        self.rope_tables: dict[str, tuple[Tensor, Tensor]] = {}
-        slots = torch.arange(self.capacity, device=self.device)
-        for i, block in enumerate(model.layers):
-            if block.kind == "*" and block.mixer.cfg.rope:
-                key = repr(block.mixer.cfg)
-                if key not in self.rope_tables:
-                    self.rope_tables[key] = rope_tables(slots, block.mixer.inv_freq(self.device), param.dtype)
-                self.rope_keys[i] = key
+        # the model's forward builds them); every attention layer has the model's one attention
+        # config, so a step gathers one row for all of them instead of recomputing the angles.
+        self.rope_table: tuple[Tensor, Tensor] | None = None
+        attention = next((b.mixer for b in model.layers if b.kind == "*"), None)
+        if attention is not None and attention.cfg.rope:
+            slots = torch.arange(self.capacity, device=self.device)
+            for block in model.layers:  # each layer's YaRN temperature is set with its frequencies
+                if block.kind == "*":
+                    block.mixer.inv_freq(self.device)
+            self.rope_table = rope_tables(slots, attention.inv_freq(self.device), param.dtype)
         self.position = torch.zeros(1, dtype=torch.long, device=self.device)
         self.ids = torch.zeros(batch, dtype=torch.long, device=self.device)
         # Not fullgraph: mamba_ssm's Triton launchers may break the graph; a CUDA graph still
@@ -151,8 +151,7 @@ class StaticDecoder:
         """One token, all shapes fixed: reads ``self.ids`` and ``self.position``, updates the
         buffers in place, advances ``position``; returns the logits ``(b, vocab)``."""
         model, position = self.model, self.position
-        rows = {key: (cos.index_select(0, position), sin.index_select(0, position))
-                for key, (cos, sin) in self.rope_tables.items()}
+        rows = None if self.rope_table is None else tuple(t.index_select(0, position) for t in self.rope_table)
         x = model.embed(self.ids)
         for i, block in enumerate(model.layers):
             h = block.norm(x)
@@ -167,7 +166,7 @@ class StaticDecoder:
                     ssm.copy_(state.ssm_state)
             elif block.kind == "*":
                 attention, kv = block.mixer, self.cache.layers[i]
-                q, k, v = attention.project(h[:, None], None, rows.get(self.rope_keys.get(i)))
+                q, k, v = attention.project(h[:, None], None, rows)
                 kv.k.index_copy_(2, position, k)
                 kv.v.index_copy_(2, position, v)
                 out = attention.o_proj(decode_attention(q, kv.k, kv.v, position))[:, 0]
