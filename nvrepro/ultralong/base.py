@@ -82,7 +82,15 @@ def train_base(profile: str = "smoke", seed: int = 0, cache: bool | None = None,
     stages = p["curriculum"] or read_cli_yaml(yaml)["data"]["init_args"]["curriculum"]
     return train_arm(yaml, seed=seed, cache_dir=CACHE, steps=sum(s["steps"] for s in stages),
                      data_overrides=data, cache=use_cache(profile, cache), progress=progress,
-                     code=TRAINING_CODE, record="curve")
+                     code=TRAINING_CODE, record="curve", trainer=yaml_precision(yaml))
+
+
+def yaml_precision(yaml: str | Path) -> dict:
+    """``{"precision": ...}`` when the YAML's ``trainer`` section sets one, else ``{}``: the
+    Trainer keyword that :func:`~nvrepro.core.training.arms.train_arm` would otherwise leave at
+    Lightning's float32, so that ``nvrepro fit --config`` and the notebooks train the same way."""
+    trainer = read_cli_yaml(yaml).get("trainer") or {}
+    return {"precision": trainer["precision"]} if "precision" in trainer else {}
 
 
 def target_bytes(tokenizer, targets: torch.Tensor) -> list[int]:
@@ -247,4 +255,4 @@ BASE = Claim(
 
 
 __all__ = ["run", "judge_base", "BASE", "pooled_probes", "train_base", "base_report", "text_loss", "unigram_baseline", "probe_accuracy", "held_out_blocks",
-           "target_bytes", "plan", "PROFILES", "BASE_YAML"]
+           "target_bytes", "plan", "PROFILES", "BASE_YAML", "yaml_precision"]

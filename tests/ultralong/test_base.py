@@ -199,3 +199,21 @@ def test_the_cache_key_covers_every_ultralong_module_that_trains_the_base():
         todo += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
                  and n.module.startswith("nvrepro.ultralong")]
     assert seen <= set(base.TRAINING_CODE)
+
+
+def test_train_base_trains_in_the_yamls_precision(tmp_path):
+    assert base.yaml_precision(base.BASE_YAML) == {"precision": "bf16-mixed"}
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(base.BASE_YAML.read_text().replace("  precision: bf16-mixed\n", ""))
+    assert base.yaml_precision(plain) == {}
+    p = base.plan("smoke")
+    data = {"curriculum": p["curriculum"], "max_documents": p["max_documents"]}
+    _, model, _ = base.train_base("smoke", seed=0, cache=False)
+    weights = {}
+    for precision in ("bf16-mixed", "32-true"):  # the same run by hand, in each precision
+        _, other, _ = train_arm(base.BASE_YAML, seed=0, cache_dir=base.CACHE, steps=4, data_overrides=data,
+                                trainer={"precision": precision}, code=base.TRAINING_CODE, record="curve")
+        weights[precision] = other.state_dict()
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, weights["bf16-mixed"][name]), name
+    assert any(not torch.equal(v, weights["32-true"][k]) for k, v in model.state_dict().items())
