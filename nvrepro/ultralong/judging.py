@@ -49,6 +49,15 @@ def not_worse(gain: Estimate | None) -> bool | None:
     return None if gain is None else gain.low >= 0.0
 
 
+def non_inferior(gain: Estimate | None) -> bool | None:
+    """Three-valued "at most" on a :func:`paired_gain` (whose ``factor`` carries any margin): held
+    when its whole interval is at or above 0, not held when it lies wholly below 0, undecided when
+    it straddles 0 or there is no interval (``None``)."""
+    if gain is None:
+        return None
+    return True if gain.low >= 0.0 else False if gain.high < 0.0 else None
+
+
 def lower(gain: Estimate | None) -> bool | None:
     """"Below" on a :func:`paired_gain`: its whole interval is above 0 (``None``: no interval)."""
     return None if gain is None else gain.above(0.0)

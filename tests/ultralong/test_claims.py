@@ -13,7 +13,8 @@ import math
 import pytest
 
 from nvrepro.core.tooling.figures import to_jsonable
-from nvrepro.ultralong.ablations import ABLATIONS, SFT_LATE_LOSS_TOLERANCE, SFT_NEEDLE_TOLERANCE
+from nvrepro.ultralong.ablations import (ABLATIONS, ACCURACY_MARGIN, LOSS_MARGIN, SFT_LATE_LOSS_TOLERANCE,
+                                         SFT_NEEDLE_TOLERANCE)
 from nvrepro.ultralong.ablations import summary as ablation_summary
 from nvrepro.ultralong.context_extension import (LATE_LOSS, NEEDLE, NEEDLE_MARGIN, RULER, SHORT_LOSS,
                                                  SHORT_LOSS_TOLERANCE, summary)
@@ -238,11 +239,39 @@ def test_ablation_accuracy_parts_on_wilson_bounds():
                 instruct=arm(niah=(10, 10), nll=(20.0, 40.0, 30.0)))
     judgement = ABLATIONS.judge(arms(**rows))
     assert judgement.held is True and parts_of(judgement)[needle] is True
-    # SFT 8/10: same point estimate as the separator arm, but 0.4902 < 0.7: not shown to be kept.
-    assert wilson_bounds(8, 10)[0] < 0.8 - SFT_NEEDLE_TOLERANCE
+    # SFT 8/10: same point estimate as the separator arm; [0.4902, 0.9433] straddles 0.7: undecided.
+    assert wilson_bounds(8, 10)[0] < 0.8 - SFT_NEEDLE_TOLERANCE < wilson_bounds(8, 10)[1]
     rows["instruct"] = arm(niah=(8, 10), nll=(20.0, 40.0, 30.0))
     judgement = ABLATIONS.judge(arms(**rows))
+    assert judgement.held is None and parts_of(judgement)[needle] is None
+    # SFT 2/10: its whole interval [0.0567, 0.5098] lies below 0.7: not held.
+    assert wilson_bounds(2, 10)[1] < 0.8 - SFT_NEEDLE_TOLERANCE
+    rows["instruct"] = arm(niah=(2, 10), nll=(20.0, 40.0, 30.0))
+    judgement = ABLATIONS.judge(arms(**rows))
     assert judgement.held is False and parts_of(judgement)[needle] is False
+
+
+def test_ablation_non_inferiority_margins():
+    """Equal arms can pass "at least as good" within the stated margins; a straddle is undecided."""
+    sep_acc = "separator >= no separator (needle + RULER at sL)"
+    up_loss = "upsampled <= not upsampled (late-position loss)"
+    # 68 vs 68 of 100: 68's Wilson low 0.5834 >= 0.68 - 0.1 (the 2026-12-05 run failed such ties).
+    assert wilson_bounds(68, 100)[0] >= 0.68 - ACCURACY_MARGIN
+    same = dict(niah=(38, 50), ruler=(30, 50))
+    rows = {name: arm(niah=same["niah"], ruler=same["ruler"], late=late) for name, late in
+            [("separator", (4.0, 4.1, 4.2, 4.3)), ("no_separator", (4.0, 4.1, 4.2, 4.3)),
+             ("no_upsampling", (4.0, 4.1, 4.2, 4.3)), ("two_step", (4.0, 4.1, 4.2, 4.3))]}
+    rows["instruct"] = arm(niah=(38, 50), late=(4.0, 4.1, 4.2, 4.3), nll=(20.0, 40.0, 30.0))
+    tie = ABLATIONS.judge(arms(**rows))
+    assert parts_of(tie)[sep_acc] is True and parts_of(tie)[up_loss] is True  # identical losses: 1% headroom
+    # 70 vs 68: the level 0.6 lies inside 68's interval [0.5834, 0.7633]: undecided.
+    rows["no_separator"] = arm(niah=(38, 50), ruler=(32, 50), late=(4.0, 4.1, 4.2, 4.3))
+    assert parts_of(ABLATIONS.judge(arms(**rows)))[sep_acc] is None
+    # A late loss 1% +- 0.5% above the other arm's, block by block: the gain straddles 0: undecided.
+    rows["no_upsampling"] = arm(niah=(38, 50), ruler=(30, 50),
+                                late=[x / f for x, f in zip((4.0, 4.1, 4.2, 4.3), (1.005, 1.015, 1.005, 1.015))])
+    assert LOSS_MARGIN == 0.01
+    assert parts_of(ABLATIONS.judge(arms(**rows)))[up_loss] is None
 
 
 # --- from the experiments' results to the claims -------------------------------------------------------
