@@ -274,9 +274,10 @@ def check_upsampling(prediction: bool | None, result: dict, *, verbose: bool = T
     passkey accuracy at ``s L`` (``True``) or not (``False``), against the recipe (notebook 03's
     separator arm and its ``no_upsampling`` arm in ``result``).
 
-    Decided like notebook 03's claim (every depth's probes at ``s L`` pooled, Wilson): lowers when
-    the recipe's interval lies wholly above the other arm's (``better``), does not when the other
-    arm's interval lies at or above the recipe's estimate (``at_least``), undecided otherwise and
+    Decided on the intervals of notebook 03's claim (every depth's probes at ``s L`` pooled, Wilson)
+    but without its non-inferiority margin, since the question is whether accuracy drops at all:
+    lowers when the recipe's interval lies wholly above the other arm's (``better``), does not when
+    the other arm's interval lies at or above the recipe's estimate (``at_least``), undecided otherwise and
     when neither arm answers any probe at ``s L`` (``0 >= 0`` tests nothing). The late-position
     loss (paired bootstrap over the same long blocks) is reported beside it."""
     from nvrepro.ultralong.extension import at_extended_length

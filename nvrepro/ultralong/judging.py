@@ -17,8 +17,10 @@ estimates it was decided on; core's :func:`~nvrepro.core.tooling.claims.all_part
   ``factor * other - this``, the amount by which ``this`` model's loss is lower. Pairing removes the
   block-to-block spread of the text itself, which both models share; two unpaired intervals would
   overlap for a difference the pairs show plainly. "At most" / "within" holds when the gain's whole
-  interval is at or above 0 (:func:`not_worse`), "below" / "drops" when it is above 0
-  (:func:`lower`). Fewer than two units give no interval: the part is undecided.
+  interval is at or above 0 (:func:`not_worse`; :func:`non_inferior` adds "not held" when it lies
+  wholly below 0, for notebook 03's claim, whose margin is the gain's ``factor``), "below" /
+  "drops" when it is above 0 (:func:`lower`). Fewer than two units give no interval: the part is
+  undecided.
 """
 
 from __future__ import annotations
